@@ -1,0 +1,1 @@
+"""Pure functions on structures and calculation results (never runs a calculator)."""

@@ -1,0 +1,256 @@
+"""The one calculator protocol: :class:`CalcSpec` in, :class:`CalcResult` out.
+
+A calculation is a pure function of ``(structure, CalcSpec)``.  That is what lets the
+workflow layer cache, restart and run remotely with one mechanism: the content key of a
+calculation is :func:`calc_key` of the structure and the spec.
+
+Units: energies in eV, forces in eV/Å, positions in Å.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from ase import Atoms
+
+from hetflow.errors import InputError
+
+Backend = Literal["tblite", "xtb-python", "cp2k", "fake"]
+Task = Literal["single_point", "relax"]
+
+#: Methods each backend accepts (case-insensitive on input, stored canonical).
+METHODS: dict[str, tuple[str, ...]] = {
+    "tblite": ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"),
+    "xtb-python": ("GFN1-xTB", "GFN2-xTB"),
+    "cp2k": ("PBE",),
+    "fake": ("LJ", "EMT-like"),
+}
+
+#: Version of the calculation code that enters every content key.  Bump it when a change
+#: alters results of existing specs, so stale cached results are not reused.
+CALC_CODE_VERSION = "1"
+
+
+def canonical_method(backend: str, method: str) -> str:
+    """Return the canonical spelling of ``method`` for ``backend`` or raise InputError."""
+    if backend not in METHODS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(METHODS)}")
+    wanted = method.strip().lower().replace("_", "-")
+    for m in METHODS[backend]:
+        if wanted in (m.lower(), m.lower().replace("-xtb", "")):
+            return m
+    raise InputError(
+        f"unknown method {method!r} for backend {backend!r}; "
+        f"choose one of {', '.join(METHODS[backend])}"
+    )
+
+
+@dataclass(frozen=True)
+class CalcSpec:
+    """What to compute and how.  Hashable and JSON-serialisable.
+
+    Attributes
+    ----------
+    backend: ``"tblite"`` (default), ``"xtb-python"``, ``"cp2k"`` or ``"fake"`` (tests of the
+        orchestration only).
+    method: e.g. ``"GFN1-xTB"``, ``"GFN2-xTB"``, ``"PBE"``.
+    task: ``"single_point"`` or ``"relax"``.
+    charge: total charge in units of e.
+    multiplicity: spin multiplicity 2S+1 (1 = closed shell).
+    periodic: use periodic boundary conditions (the structure must carry a cell).
+    fmax: force convergence for relaxations, eV/Å.
+    max_steps: optimiser step limit for relaxations.
+    optimizer: ``"FIRE"``, ``"LBFGS"``, ``"BFGS"`` or ``"PreconLBFGS"``.
+    want_mo: also return molecular-orbital data (eigenvalues, occupations, coefficients,
+        overlap or per-domain projections).
+    settings: backend-specific settings as a tuple of ``(key, value)`` pairs (kept as a
+        tuple so the spec stays hashable); use :meth:`with_settings` / :attr:`settings_dict`.
+    """
+
+    backend: str = "tblite"
+    method: str = "GFN1-xTB"
+    task: str = "single_point"
+    charge: int = 0
+    multiplicity: int = 1
+    periodic: bool = False
+    fmax: float = 0.05
+    max_steps: int = 300
+    optimizer: str = "FIRE"
+    want_mo: bool = False
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", canonical_method(self.backend, self.method))
+        if self.task not in ("single_point", "relax"):
+            raise InputError(f"unknown task {self.task!r}; choose single_point or relax")
+        if int(self.multiplicity) < 1:
+            raise InputError(f"multiplicity must be >= 1, got {self.multiplicity}")
+        if self.fmax <= 0:
+            raise InputError(f"fmax must be > 0 eV/Å, got {self.fmax}")
+        if self.max_steps < 0:
+            raise InputError(f"max_steps must be >= 0, got {self.max_steps}")
+        if isinstance(self.settings, dict):
+            object.__setattr__(self, "settings", _freeze(self.settings))
+
+    @property
+    def settings_dict(self) -> dict[str, Any]:
+        """The backend settings as a plain dict."""
+        return {k: _thaw(v) for k, v in self.settings}
+
+    def with_settings(self, **kw: Any) -> "CalcSpec":
+        """A copy with ``kw`` merged into the backend settings."""
+        merged = self.settings_dict | kw
+        return CalcSpec(**(self.to_dict() | {"settings": merged}))
+
+    def replace(self, **kw: Any) -> "CalcSpec":
+        """A copy with top-level fields replaced."""
+        d = self.to_dict() | kw
+        return CalcSpec(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (settings as a dict)."""
+        d = asdict(self)
+        d["settings"] = self.settings_dict
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CalcSpec":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"unknown CalcSpec field(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def key(self) -> str:
+        """Stable hash of the spec (sha256 hex, 16 chars)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _freeze(d: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    def fz(v: Any) -> Any:
+        if isinstance(v, dict):
+            return _freeze(v)
+        if isinstance(v, list):
+            return tuple(fz(x) for x in v)
+        return v
+
+    return tuple(sorted((str(k), fz(v)) for k, v in d.items()))
+
+
+def _thaw(v: Any) -> Any:
+    if isinstance(v, tuple) and v and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in v):
+        return {k: _thaw(x) for k, x in v}
+    if isinstance(v, tuple):
+        return [_thaw(x) for x in v]
+    return v
+
+
+def structure_fingerprint(atoms: Atoms, decimals: int = 6) -> str:
+    """Stable hash of a structure: numbers, positions (rounded to 1e-6 Å), cell, pbc.
+
+    Per-atom label arrays do not enter (they do not change the physics).
+    """
+    h = hashlib.sha256()
+    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(atoms.positions, decimals).astype(np.float64).tobytes())
+    h.update(np.round(np.asarray(atoms.cell), decimals).astype(np.float64).tobytes())
+    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
+    return h.hexdigest()[:16]
+
+
+def calc_key(atoms: Atoms, spec: CalcSpec) -> str:
+    """Content key of a calculation = hash(structure, spec, calculation-code version)."""
+    blob = f"{structure_fingerprint(atoms)}|{spec.key()}|{CALC_CODE_VERSION}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+@dataclass
+class MOData:
+    """Molecular-orbital data of a converged calculation.
+
+    eigenvalues: (nmo,) orbital energies in eV.
+    occupations: (nmo,) occupation numbers (0…2 for closed shell).
+    coefficients: (nao, nmo) MO coefficients, or None (CP2K gives projections instead).
+    overlap: (nao, nao) AO overlap matrix, or None.
+    ao_atom: (nao,) index of the atom each AO sits on, or None.
+    projections: optional mapping group name → (nmo,) fraction of each MO on that group
+        (what CP2K's ``&LDOS`` lists give).
+    """
+
+    eigenvalues: np.ndarray
+    occupations: np.ndarray
+    coefficients: np.ndarray | None = None
+    overlap: np.ndarray | None = None
+    ao_atom: np.ndarray | None = None
+    projections: dict[str, np.ndarray] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "eigenvalues": np.asarray(self.eigenvalues).tolist(),
+            "occupations": np.asarray(self.occupations).tolist(),
+        }
+        for name in ("coefficients", "overlap", "ao_atom"):
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = np.asarray(v).tolist()
+        if self.projections is not None:
+            out["projections"] = {k: np.asarray(v).tolist() for k, v in self.projections.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MOData":
+        arr = lambda k: None if d.get(k) is None else np.asarray(d[k])  # noqa: E731
+        proj = d.get("projections")
+        return cls(
+            eigenvalues=np.asarray(d["eigenvalues"], dtype=float),
+            occupations=np.asarray(d["occupations"], dtype=float),
+            coefficients=arr("coefficients"),
+            overlap=arr("overlap"),
+            ao_atom=None if d.get("ao_atom") is None else np.asarray(d["ao_atom"], dtype=int),
+            projections=None if proj is None else {k: np.asarray(v) for k, v in proj.items()},
+        )
+
+
+@dataclass
+class CalcResult:
+    """Outcome of one calculation.
+
+    energy: total energy, eV.  forces: (N, 3) eV/Å.  atoms: final structure (relaxed for
+    relaxations, input for single points), with the input's label arrays preserved.
+    converged: SCF (and, for relaxations, geometry) converged.
+    scf_steps / opt_steps: iteration counts (None when the backend does not report them).
+    wall_time: seconds.  recovery: recovery actions applied, in order.
+    mo: MO data when the spec asked for it.  versions: code versions used.
+    """
+
+    energy: float
+    forces: np.ndarray | None
+    atoms: Atoms
+    converged: bool
+    spec: CalcSpec
+    scf_steps: int | None = None
+    opt_steps: int | None = None
+    wall_time: float = 0.0
+    recovery: list[str] = field(default_factory=list)
+    mo: MOData | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"E = {self.energy:.6f} eV, converged={self.converged}, "
+            f"scf={self.scf_steps}, opt={self.opt_steps}, {self.wall_time:.1f} s"
+            + (f", recovery: {'; '.join(self.recovery)}" if self.recovery else "")
+        )
+
+
+class Calculator(Protocol):
+    """What every backend implements."""
+
+    def run(self, atoms: Atoms, spec: CalcSpec) -> CalcResult:  # pragma: no cover - protocol
+        ...

@@ -1,0 +1,56 @@
+"""The ``hetflow`` command line.
+
+Every user-fixable problem surfaces as one line ``error: …`` and exit status 2.
+Subcommands live in :mod:`hetflow.commands` (one module per command group) and are
+registered in :data:`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hetflow import __version__
+from hetflow.errors import HetflowError
+
+#: modules under hetflow.commands that each define ``register(group)``
+COMMAND_MODULES: list[str] = [
+    "phases",
+    "build",
+]
+
+
+class _Group(click.Group):
+    """Click group that turns HetflowError into a one-line message (exit 2)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except HetflowError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hetflow")
+def app() -> None:
+    """hetflow — build, run and analyse halide-perovskite heterostructure models."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"hetflow.commands.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        app.main(args=argv, prog_name="hetflow", standalone_mode=True)
+    except SystemExit as exc:  # click exits through SystemExit
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

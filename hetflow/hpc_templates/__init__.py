@@ -1,0 +1,1 @@
+"""Jinja2 job-script templates (Slurm, PBS, LSF), shipped as package data."""

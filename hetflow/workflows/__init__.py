@@ -1,0 +1,1 @@
+"""Orchestration: task graph, result store, executors and recipes."""

@@ -1,0 +1,1 @@
+"""Recipes: the workflows users run (exchange scans, ZIF reactions, α/δ bulk, screening)."""

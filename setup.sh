@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install hetflow and the engines it drives.  The apt-get step needs root (or sudo).
+# Usage: ./setup.sh            install system packages + hetflow[dev]
+#        SKIP_APT=1 ./setup.sh  skip the apt-get step (no root; xTB via tblite still works)
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ "${SKIP_APT:-0}" != 1 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  # cp2k (cp2k.psmp + mpirun), xtb binary, Debian's OpenBLAS (fast BLAS for tblite), Slurm for the scheduler tests
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+      cp2k xtb libopenblas0 openmpi-bin slurm-wlm munge
+fi
+python3 -m pip install -q --upgrade pip
+python3 -m pip install -q -e '.[dev]'
+echo "hetflow installed: $(command -v hetflow)"
