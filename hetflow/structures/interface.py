@@ -1,0 +1,511 @@
+"""Epitaxial perovskite / chalcohalide heterostructures: matching and assembly.
+
+Geometry (PHASES.md; Toso et al. 2022, Livakas et al.):
+
+* perovskite (100) ∥ Pb4S3X2 (010): the chalcohalide's long b axis is the stacking axis z;
+* in plane, the chalcohalide a × c cell sits on a √2 × √2 perovskite cell (45° rotation):
+  chalcohalide a ∥ perovskite [110], c ∥ [1-10];
+* the chalcohalide is cut at its (010) mirror plane, so its interfacial face is the
+  Pb sheet that continues the perovskite's Cs⁺/Pb²⁺ cation sub-network;
+* the perovskite's interfacial CsX monolayer is the *shared layer* (``layer`` 0): its halides
+  bind the chalcohalide's surface Pb, its Cs continue the chalcohalide Pb sub-lattice.
+
+The lateral registry and the gap between the domains are chosen by a grid search that
+maximises cation–anion contacts (2.75–3.35 Å) across the interface while keeping like ions
+apart (cation–cation ≥ 3.6 Å, anion–anion ≥ 3.4 Å) — a purely geometric start for the
+relaxation, reported in ``atoms.info["registry"]``.
+
+Labels (``atoms.arrays``): ``domain`` ("perovskite" | "chalcohalide"), ``layer`` (0 = shared
+layer, +1 … into the perovskite alternating PbX2 / CsX, −1 … into the chalcohalide, one per
+atomic plane), ``role`` (A = Cs, B = perovskite Pb, X = halide, S = sulfide, M = chalcohalide Pb).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from hetflow.errors import InputError, StructureError
+from hetflow.structures.charge import HALIDES, balance_charge, formal_charge, formal_charges
+from hetflow.structures.labels import plane_index
+from hetflow.structures.nanocrystal import cut_nanocrystal, perovskite_species, pseudocubic_frame
+from hetflow.structures.phases import get_entry
+
+__all__ = [
+    "EpitaxialMatch",
+    "epitaxial_match",
+    "lattice_mismatch",
+    "perovskite_spacing",
+    "partner_spacing",
+    "build_heterostructure",
+    "build_slab",
+    "MIN_DISTANCE",
+]
+
+#: no two atoms of a built model may be closer than this (Å)
+MIN_DISTANCE = 1.8
+#: minimum number of perovskite atomic layers (so that 5 can be exchanged)
+MIN_PEROVSKITE_LAYERS = 6
+
+_CATION_CATION = 3.6
+_ANION_ANION = 3.4
+_BOND = (2.75, 3.35)
+
+
+def lattice_mismatch(a_perovskite: float, a_partner: float) -> float:
+    """Paper's lattice mismatch (%): (a_perovskite − a_partner) / a_perovskite × 100."""
+    if a_perovskite <= 0 or a_partner <= 0:
+        raise InputError("lattice parameters must be positive")
+    return (a_perovskite - a_partner) / a_perovskite * 100.0
+
+
+def perovskite_spacing(phase: str) -> float:
+    """Pseudo-cubic Pb–Pb spacing of a perovskite phase (Å)."""
+    bulk = get_entry(phase).atoms()
+    _, b, _ = perovskite_species(bulk)
+    return float(np.linalg.norm(pseudocubic_frame(bulk, b), axis=1).mean())
+
+
+def partner_spacing(phase: str) -> float:
+    """Perovskite-equivalent in-plane spacing of a Pnma chalcohalide: mean(a, c)/√2 (Å)."""
+    a, _, c = get_entry(phase).atoms().cell.lengths()
+    return float(0.5 * (a + c) / math.sqrt(2.0))
+
+
+@dataclass
+class EpitaxialMatch:
+    """Epitaxial relation of a perovskite (100) face and a partner (010) face.
+
+    mismatch_percent: the paper's formula with the pseudo-cubic spacings.
+    strain_a / strain_c: strain (%) the partner takes to sit on the √2 × √2 perovskite cell.
+    zsl: the smallest-area super-lattice matches found by pymatgen's Zur–McGill (ZSL)
+    algorithm: film (perovskite) and substrate (partner) areas in Å², the von-Mises-free
+    vector strains (%) and the supercell vectors.
+    """
+
+    perovskite: str
+    partner: str
+    a_perovskite: float
+    a_partner: float
+    mismatch_percent: float
+    strain_a: float
+    strain_c: float
+    zsl: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        z = self.zsl[0] if self.zsl else None
+        zs = (f"; ZSL: area {z['match_area']:.1f} Å², strains {z['strain_u']:+.2f} % / {z['strain_v']:+.2f} %"
+              if z else "; ZSL: no match within tolerances")
+        return (f"{self.perovskite} (100) ∥ {self.partner} (010): a_p = {self.a_perovskite:.3f} Å, "
+                f"a_partner = {self.a_partner:.3f} Å, mismatch {self.mismatch_percent:+.2f} %{zs}")
+
+
+def epitaxial_match(perovskite: str, partner: str, max_area: float = 200.0,
+                    max_length_tol: float = 0.05, max_angle_tol: float = 0.02, n_matches: int = 3) -> EpitaxialMatch:
+    """Report the epitaxial match of ``perovskite`` (100) on ``partner`` (010).
+
+    Uses :class:`pymatgen.analysis.interfaces.zsl.ZSLGenerator` on the in-plane lattice
+    vectors (perovskite a, a; partner a, c) and the paper's mismatch formula on the
+    pseudo-cubic spacings.
+    """
+    from pymatgen.analysis.interfaces.zsl import ZSLGenerator
+
+    ap = perovskite_spacing(perovskite)
+    ab = partner_spacing(partner)
+    pa, _, pc = get_entry(partner).atoms().cell.lengths()
+    film = np.array([[ap, 0.0, 0.0], [0.0, ap, 0.0]])
+    sub = np.array([[pa, 0.0, 0.0], [0.0, pc, 0.0]])
+    gen = ZSLGenerator(max_area_ratio_tol=0.09, max_area=max_area, max_length_tol=max_length_tol,
+                       max_angle_tol=max_angle_tol)
+    matches = []
+    for m in gen(film, sub):
+        fu, fv = (np.asarray(v, float) for v in m.film_sl_vectors)
+        su, sv = (np.asarray(v, float) for v in m.substrate_sl_vectors)
+        matches.append({
+            "match_area": float(m.match_area),
+            "substrate_area": float(np.linalg.norm(np.cross(su, sv))),
+            "film_vectors": [fu.tolist(), fv.tolist()],
+            "substrate_vectors": [su.tolist(), sv.tolist()],
+            "strain_u": float((np.linalg.norm(su) / np.linalg.norm(fu) - 1) * 100),
+            "strain_v": float((np.linalg.norm(sv) / np.linalg.norm(fv) - 1) * 100),
+        })
+    matches.sort(key=lambda d: (round(d["match_area"], 3), abs(d["strain_u"]) + abs(d["strain_v"])))
+    root2 = math.sqrt(2.0) * ap
+    return EpitaxialMatch(
+        perovskite=get_entry(perovskite).name, partner=get_entry(partner).name,
+        a_perovskite=ap, a_partner=ab, mismatch_percent=lattice_mismatch(ap, ab),
+        strain_a=(root2 / pa - 1) * 100, strain_c=(root2 / pc - 1) * 100, zsl=matches[:n_matches],
+    )
+
+
+# --------------------------------------------------------------------------- assembly helpers
+
+
+def _inplane_target(ap: float, pa: float, pc: float, strain_to: str) -> float:
+    """Common in-plane perovskite spacing (Å) both domains are put on."""
+    bp = 0.5 * (pa + pc) / math.sqrt(2.0)
+    if strain_to == "perovskite":
+        return ap
+    if strain_to == "partner":
+        return bp
+    if strain_to == "mean":
+        return 0.5 * (ap + bp)
+    raise InputError(f"strain_to must be 'perovskite', 'partner' or 'mean', got {strain_to!r}")
+
+
+def _partner_block(partner: str, halide: str) -> tuple[Atoms, np.ndarray]:
+    """The partner's conventional cell with b along z, cut at the (010) mirror planes.
+
+    Returns the cell (positions fractional in a, c; z Cartesian) as an Atoms object whose
+    scaled positions give (fa, fc, fb) and the half-cell thickness b/2 in Å as array([b/2]).
+    """
+    cell = get_entry(partner).atoms()
+    syms = set(cell.get_chemical_symbols())
+    if "S" not in syms or "Pb" not in syms or not (syms & set(HALIDES)):
+        raise InputError(f"partner phase {partner!r} is not a Pb–S–halide chalcohalide (elements {sorted(syms)})")
+    if not np.allclose(cell.cell.angles(), 90.0, atol=0.5):
+        raise InputError(f"partner phase {partner!r} must be orthorhombic (Pnma) for the (010) interface")
+    return cell, np.array([cell.cell.lengths()[1] / 2])
+
+
+def _partner_positions(cell: Atoms, vec_a: np.ndarray, vec_c: np.ndarray, n_half: int,
+                       ia: range, ic: range) -> tuple[list[str], np.ndarray]:
+    """Chalcohalide atoms on the strained in-plane lattice (vec_a, vec_c), ``n_half`` b/2 blocks
+    below z = 0, its top Pb sheet (frac y just under ½) closest to z = 0."""
+    frac = cell.get_scaled_positions() % 1.0
+    b = cell.cell.lengths()[1]
+    syms = cell.get_chemical_symbols()
+    out_s: list[str] = []
+    out_p: list[np.ndarray] = []
+    for blk in range(n_half):
+        for k, (fa, fb, fc) in enumerate(frac):
+            # keep the half cell 0 ≤ fb < ½ for even blocks, ½ ≤ fb < 1 for odd blocks
+            lo = 0.0 if blk % 2 == 0 else 0.5
+            if not (lo <= fb < lo + 0.5):
+                continue
+            # blocks stack downward: block 0 occupies (−b/2, 0], block 1 (−b, −b/2], …
+            z = (fb - lo - 0.5) * b - blk * b / 2
+            for i in ia:
+                for j in ic:
+                    out_s.append(syms[k])
+                    out_p.append((fa + i) * vec_a + (fc + j) * vec_c + np.array([0.0, 0.0, z]))
+    return out_s, np.array(out_p)
+
+
+def _search_registry(
+    pv_syms: list[str], pv_pos: np.ndarray, ch_syms: list[str], ch_pos: np.ndarray,
+    vec_a: np.ndarray, vec_c: np.ndarray, gaps: np.ndarray, nshift: int = 12,
+) -> dict:
+    """Grid search of the lateral shift and gap of the perovskite's interfacial layer on the
+    chalcohalide's top planes (both given in one periodic in-plane cell vec_a × vec_c)."""
+    qp = np.sign([_q(s) for s in pv_syms])
+    qc = np.sign([_q(s) for s in ch_syms])
+    m2 = np.array([vec_a[:2], vec_c[:2]]).T
+    minv = np.linalg.inv(m2)
+    best = None
+    for fa in np.arange(nshift) / nshift:
+        for fc in np.arange(nshift) / nshift:
+            shift = fa * vec_a + fc * vec_c
+            for gap in gaps:
+                d = (pv_pos + shift + np.array([0, 0, gap]))[:, None, :] - ch_pos[None, :, :]
+                f = np.einsum("ij,pqj->pqi", minv, d[..., :2])
+                f -= np.round(f)
+                d[..., :2] = np.einsum("ij,pqj->pqi", m2, f)
+                r = np.linalg.norm(d, axis=2)
+                same = qp[:, None] * qc[None, :] > 0
+                cat = (qp[:, None] > 0) & same
+                lim = np.where(same, np.where(cat, _CATION_CATION, _ANION_ANION), _BOND[0])
+                pen = float(np.sum(np.clip(lim - r, 0, None) ** 2))
+                bonds = int(np.sum(~same & (r >= _BOND[0]) & (r <= _BOND[1])))
+                score = pen * 10.0 - bonds + 0.01 * gap
+                if best is None or score < best["score"]:
+                    best = {"score": score, "shift_frac": [float(fa), float(fc)], "gap": float(gap),
+                            "shift": shift.tolist(), "contacts": bonds, "penalty": pen}
+    assert best is not None
+    return best
+
+
+def _q(s: str) -> int:
+    from hetflow.structures.charge import FORMAL_CHARGES
+
+    return FORMAL_CHARGES[s]
+
+
+def _registry(perovskite: str, partner: str, ap_inplane: float, ap_out: float) -> tuple[dict, Atoms, np.ndarray, np.ndarray]:
+    """Find the lateral shift/gap on one periodic in-plane cell.  Returns registry, partner cell
+    and the strained in-plane partner vectors (perovskite frame: x, y ∥ perovskite axes)."""
+    pbulk = get_entry(perovskite).atoms()
+    a_sym, b_sym, x_sym = perovskite_species(pbulk)
+    cell, _ = _partner_block(partner, x_sym)
+    vec_a = ap_inplane * np.array([1.0, 1.0, 0.0])
+    vec_c = ap_inplane * np.array([-1.0, 1.0, 0.0])
+    # perovskite layer 0 (CsX) in that cell: X above the Pb columns (0,0), (0,1); Cs at (½,½), (½,3/2)
+    pv_syms = [x_sym, x_sym, a_sym, a_sym]
+    pv_pos = ap_inplane * np.array([[0, 0, 0], [0, 1, 0], [0.5, 0.5, 0], [0.5, 1.5, 0]], float)
+    ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, 1, range(1), range(1))
+    top = ch_pos[:, 2] > ch_pos[:, 2].max() - 3.5
+    reg = _search_registry(pv_syms, pv_pos, [s for s, t in zip(ch_syms, top) if t], ch_pos[top],
+                           vec_a, vec_c, gaps=np.arange(1.2, 3.61, 0.1))
+    # also keep the next perovskite plane (PbX2 at +a/2) clear of the chalcohalide
+    return reg, cell, vec_a, vec_c
+
+
+def _label_layers(atoms: Atoms, n_perov_layers: int, tol: float = 0.45) -> None:
+    """layer: perovskite planes 0…L by z (already given), chalcohalide planes −1, −2, … downward."""
+    layer = np.zeros(len(atoms), int)
+    dom = atoms.arrays["domain"]
+    pv = dom == "perovskite"
+    layer[pv] = plane_index(atoms.positions[pv, 2], tol)
+    ch = ~pv
+    idx = plane_index(-atoms.positions[ch, 2], 0.2)  # 0 = top plane of the chalcohalide
+    layer[ch] = -(idx + 1)
+    if layer[pv].max() != n_perov_layers:
+        raise StructureError(
+            f"perovskite planes could not be resolved: found {layer[pv].max() + 1}, expected {n_perov_layers + 1}"
+        )
+    atoms.set_array("layer", layer)
+
+
+def _check_model(atoms: Atoms, charge: int) -> None:
+    q = formal_charge(atoms)
+    if q != charge:
+        raise StructureError(f"model formal charge is {q:+d}, expected {charge:+d}")
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE)
+    if len(d):
+        k = int(np.argmin(d))
+        raise StructureError(
+            f"atoms {atoms[i[k]].symbol}{i[k]} and {atoms[j[k]].symbol}{j[k]} are {d[k]:.2f} Å apart "
+            f"(< {MIN_DISTANCE} Å)"
+        )
+
+
+def _roles(syms: np.ndarray, domain: np.ndarray, a_sym: str, b_sym: str) -> np.ndarray:
+    role = np.full(len(syms), "X", dtype="<U2")
+    role[(syms == a_sym)] = "A"
+    role[(syms == b_sym) & (domain == "perovskite")] = "B"
+    role[(syms == b_sym) & (domain == "chalcohalide")] = "M"
+    role[np.isin(syms, ["S", "Se"])] = "S"
+    return role
+
+
+def _check_common(perovskite: str, partner: str, size, partner_cells: int, strain_to: str) -> tuple:
+    from hetflow.structures.nanocrystal import _check_size
+
+    size = _check_size(size)
+    if int(partner_cells) <= 0:
+        raise InputError(f"partner_cells must be ≥ 1 (half cells of b), got {partner_cells}")
+    n_layers = 2 * size[2]
+    if n_layers + 1 < MIN_PEROVSKITE_LAYERS:
+        raise InputError(
+            f"perovskite with too few layers: size n3 = {size[2]} gives {n_layers + 1} atomic layers, "
+            f"need ≥ {MIN_PEROVSKITE_LAYERS} (n3 ≥ 3) so that 5 can be exchanged"
+        )
+    pentry = get_entry(perovskite)
+    centry = get_entry(partner)
+    if pentry.family != "perovskite":
+        raise InputError(f"{pentry.name!r} is not a perovskite phase (family {pentry.family})")
+    pbulk = pentry.atoms()
+    a_sym, b_sym, x_sym = perovskite_species(pbulk)
+    cell, _ = _partner_block(centry.name, x_sym)
+    _inplane_target(1.0, 1.0, 1.0, strain_to)
+    return size, pentry, centry, (a_sym, b_sym, x_sym), cell
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def build_heterostructure(
+    perovskite: str = "CsPbCl3",
+    partner: str = "Pb4S3Cl2",
+    size: tuple[int, int, int] = (3, 3, 3),
+    partner_cells: int = 2,
+    strain_to: str = "perovskite",
+    charge: int = 0,
+    vacuum: float | None = None,
+) -> Atoms:
+    """Finite NC heterostructure: a CsX-terminated perovskite cube on a chalcohalide domain.
+
+    Parameters
+    ----------
+    perovskite, partner: registered phase names (e.g. "CsPbCl3"/"Pb4S3Cl2",
+        "CsPbBr3"/"Pb4S3Br2").
+    size: perovskite octahedra (n1, n2, n3); n1 × n2 is the in-plane size, n3 the thickness:
+        the perovskite has 2·n3 + 1 atomic layers (0 … 2·n3), at least 6 are required.
+    partner_cells: chalcohalide thickness in half cells of b (b/2 ≈ 7.3 Å, Pb8S6X4 each).
+    strain_to: common in-plane lattice: "perovskite" (partner strained onto the perovskite,
+        default: the perovskite starts unstrained), "partner" or "mean".
+    charge: total formal charge (e); each domain is balanced separately (perovskite to
+        ``charge``, chalcohalide to 0) by removing its least-coordinated surface ions.
+    vacuum: optional vacuum padding (Å) around the model in a non-periodic box.
+
+    Returns :class:`ase.Atoms` with arrays ``domain``, ``layer``, ``role`` and info describing
+    the model (``kind="nc_heterostructure"``, phases, size, epitaxial match, registry).
+    """
+    size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(perovskite, partner, size, partner_cells, strain_to)
+    ap = perovskite_spacing(pentry.name)
+    pa, _, pc = cell.cell.lengths()
+    a_in = _inplane_target(ap, pa, pc, strain_to)
+    reg, cell, vec_a, vec_c = _registry(pentry.name, centry.name, a_in, ap)
+
+    # perovskite NC, pseudo-cubic axes = Cartesian, layer 0 at z = 0, Pb(0,0) column at origin
+    pv = cut_nanocrystal(pentry.name, size, charge=charge, protect="bottom")
+    pv.positions[:, :2] *= a_in / ap
+    syms = np.array(pv.get_chemical_symbols())
+    pv.positions[:, 2] -= pv.positions[:, 2].min()
+    pb_low = pv.positions[(syms == b_sym)]
+    pb_low = pb_low[pb_low[:, 2] < pb_low[:, 2].min() + 0.5]
+    corner = pb_low[np.lexsort((pb_low[:, 1], pb_low[:, 0]))[0]]
+    pv.positions[:, :2] -= corner[:2]
+
+    # chalcohalide patch below, covering the NC footprint
+    lo = pv.positions[:, :2].min(axis=0) - 0.5
+    hi = pv.positions[:, :2].max(axis=0) + 0.5
+    span = int(np.ceil(np.abs(hi - lo).max() / a_in)) + 3
+    ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, int(partner_cells), range(-span, span + 1),
+                                         range(-span, span + 1))
+    ch_pos = ch_pos - np.array(reg["shift"]) - np.array([0, 0, reg["gap"]])
+    inside = np.all((ch_pos[:, :2] >= lo) & (ch_pos[:, :2] <= hi), axis=1)
+    ch = Atoms(list(np.array(ch_syms)[inside]), positions=ch_pos[inside])
+    ch.set_array("domain", np.full(len(ch), "chalcohalide", dtype="<U16"))
+    ch, _ = _drop_dangling(ch)
+    ch, removed = balance_charge(ch, target=0, protect=ch.positions[:, 2] > -1.5)
+
+    pv.set_array("domain", np.full(len(pv), "perovskite", dtype="<U16"))
+    for name in list(pv.arrays):
+        if name not in ("numbers", "positions", "domain"):
+            pv.set_array(name, None)
+    hs = pv + ch
+    hs.info = {}
+    hs.pbc = False
+    hs.set_cell(np.zeros((3, 3)))
+    syms = np.array(hs.get_chemical_symbols())
+    hs.set_array("role", _roles(syms, hs.arrays["domain"], a_sym, b_sym))
+    _label_layers(hs, 2 * size[2])
+    if vacuum is not None:
+        hs.center(vacuum=vacuum)
+    _check_model(hs, charge)
+    match = epitaxial_match(pentry.name, centry.name)
+    hs.info.update(
+        kind="nc_heterostructure", perovskite_phase=pentry.name, partner_phase=centry.name,
+        halide=x_sym, size=list(size), partner_cells=int(partner_cells), perovskite_layers=2 * size[2],
+        strain_to=strain_to, inplane_spacing=float(a_in), charge=int(charge), stacking_axis=2,
+        mismatch_percent=float(match.mismatch_percent),
+        registry={k: reg[k] for k in ("shift_frac", "gap", "contacts")},
+        partner_removed_ions=len(removed),
+    )
+    return hs
+
+
+def build_slab(
+    perovskite: str = "CsPbCl3",
+    partner: str = "Pb4S3Cl2",
+    inplane: tuple[int, int] = (1, 1),
+    perovskite_cells: int = 3,
+    partner_cells: int = 2,
+    strain_to: str = "perovskite",
+    vacuum: float = 15.0,
+) -> Atoms:
+    """Periodic slab: in-plane periodic (``inplane`` × the partner a × c cell ≙ √2 × √2
+    perovskite cells), vacuum along z.
+
+    The perovskite part has ``perovskite_cells`` cubic cells → 2·n + 1 atomic layers, CsX on
+    both faces; the chalcohalide ``partner_cells`` half cells of b.  Every plane of the
+    perovskite (CsX or PbX2) and every b/2 block of the partner is neutral, so the slab is.
+    The cell is x ∥ partner a, y ∥ partner c, z ∥ partner b (stacking axis).
+    """
+    m1, m2 = (int(v) for v in inplane)
+    if m1 <= 0 or m2 <= 0:
+        raise InputError(f"in-plane size must be positive, got {inplane}")
+    size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(
+        perovskite, partner, (1, 1, perovskite_cells), partner_cells, strain_to)
+    if vacuum <= 0:
+        raise InputError(f"vacuum must be > 0 Å, got {vacuum}")
+    ap = perovskite_spacing(pentry.name)
+    pa, _, pc = cell.cell.lengths()
+    a_in = _inplane_target(ap, pa, pc, strain_to)
+    reg, cell, vec_a, vec_c = _registry(pentry.name, centry.name, a_in, ap)
+    # perovskite planes on the square lattice (perovskite frame), one periodic cell vec_a × vec_c
+    syms: list[str] = []
+    pos: list[np.ndarray] = []
+    n_layers = 2 * size[2]
+    for k in range(n_layers + 1):
+        z = k * ap / 2
+        for col in ([0, 0], [0, 1]):
+            c = np.array(col, float)
+            if k % 2 == 0:  # CsX: X over the Pb column, Cs at the cube centre
+                syms += [x_sym, a_sym]
+                pos += [a_in * np.array([*c, 0]) + [0, 0, z], a_in * np.array([c[0] + .5, c[1] + .5, 0]) + [0, 0, z]]
+            else:  # PbX2
+                syms += [b_sym, x_sym, x_sym]
+                pos += [a_in * np.array([*c, 0]) + [0, 0, z], a_in * np.array([c[0] + .5, c[1], 0]) + [0, 0, z],
+                        a_in * np.array([c[0], c[1] + .5, 0]) + [0, 0, z]]
+    pv = Atoms(syms, positions=np.array(pos))
+    pv.set_array("domain", np.full(len(pv), "perovskite", dtype="<U16"))
+    ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, int(partner_cells), range(1), range(1))
+    ch_pos = ch_pos - np.array(reg["shift"]) - np.array([0, 0, reg["gap"]])
+    ch = Atoms(ch_syms, positions=ch_pos)
+    ch.set_array("domain", np.full(len(ch), "chalcohalide", dtype="<U16"))
+    unit = pv + ch
+    # rotate to the partner frame: x ∥ vec_a, y ∥ vec_c
+    rot = np.array([vec_a / np.linalg.norm(vec_a), vec_c / np.linalg.norm(vec_c), [0, 0, 1.0]])
+    unit.positions = unit.positions @ rot.T
+    la, lc = np.linalg.norm(vec_a), np.linalg.norm(vec_c)
+    unit.set_cell([[la, 0, 0], [0, lc, 0], [0, 0, 1.0]])
+    unit.pbc = [True, True, False]
+    unit.wrap()
+    slab = unit.repeat((m1, m2, 1))
+    zmin, zmax = slab.positions[:, 2].min(), slab.positions[:, 2].max()
+    slab.set_cell([[m1 * la, 0, 0], [0, m2 * lc, 0], [0, 0, zmax - zmin + 2 * vacuum]])
+    slab.positions[:, 2] += vacuum - zmin
+    # z of the interface (layer 0) is needed for labels: shift back temporarily
+    syms_arr = np.array(slab.get_chemical_symbols())
+    slab.set_array("role", _roles(syms_arr, slab.arrays["domain"], a_sym, b_sym))
+    _label_layers(slab, n_layers)
+    _check_periodic(slab)
+    if formal_charge(slab) != 0:
+        raise StructureError(f"slab formal charge is {formal_charge(slab):+d}, expected 0")
+    match = epitaxial_match(pentry.name, centry.name)
+    slab.info.update(
+        kind="slab", perovskite_phase=pentry.name, partner_phase=centry.name, halide=x_sym,
+        inplane=[m1, m2], perovskite_cells=int(perovskite_cells), partner_cells=int(partner_cells),
+        perovskite_layers=n_layers, strain_to=strain_to, inplane_spacing=float(a_in), charge=0,
+        stacking_axis=2, vacuum=float(vacuum), mismatch_percent=float(match.mismatch_percent),
+        registry={k: reg[k] for k in ("shift_frac", "gap", "contacts")},
+    )
+    return slab
+
+
+def _check_periodic(atoms: Atoms) -> None:
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE)
+    if len(d):
+        k = int(np.argmin(d))
+        raise StructureError(
+            f"atoms {atoms[i[k]].symbol}{i[k]} and {atoms[j[k]].symbol}{j[k]} are {d[k]:.2f} Å apart (< {MIN_DISTANCE} Å)"
+        )
+
+
+def _drop_dangling(atoms: Atoms) -> tuple[Atoms, list[int]]:
+    """Remove ions without any counter-ion within contact distance (cut artefacts)."""
+    from hetflow.structures.charge import remove_isolated
+
+    # two passes: removing an ion can strand another
+    out, r1 = remove_isolated(atoms)
+    out2, r2 = remove_isolated(out)
+    return out2, r1 + r2
+
+
+def formal_charge_by_domain(atoms: Atoms) -> dict[str, int]:
+    """Formal charge of each domain (e)."""
+    q = formal_charges(atoms)
+    dom = atoms.arrays.get("domain", np.full(len(atoms), "all"))
+    return {str(d): int(q[dom == d].sum()) for d in np.unique(dom)}
