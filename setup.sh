@@ -7,9 +7,10 @@ cd "$(dirname "$0")"
 if [ "${SKIP_APT:-0}" != 1 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
-  # cp2k (cp2k.psmp + mpirun), xtb binary, Debian's OpenBLAS (fast BLAS for tblite), Slurm for the scheduler tests
+  # cp2k (cp2k.psmp + mpirun), xtb binary, Debian OpenBLAS (fast BLAS for tblite), Slurm + munge and
+  # PostgreSQL for the scheduler and store tests
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
-      cp2k xtb libopenblas0 openmpi-bin slurm-wlm munge
+      cp2k xtb libopenblas0 openmpi-bin slurm-wlm munge postgresql
 fi
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[dev]'
