@@ -19,6 +19,9 @@ from hetflow.errors import HetflowError
 COMMAND_MODULES: list[str] = [
     "phases",
     "build",
+    "exchange",
+    "workflow",
+    "calc",
 ]
 
 
