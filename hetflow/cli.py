@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "exchange",
     "workflow",
     "calc",
+    "reproduce",
 ]
 
 

@@ -1,0 +1,86 @@
+"""SCF recovery ladders: what to try, in order, when an SCF does not converge.
+
+Only SCF non-convergence climbs a ladder.  Deterministic input errors (unknown element or
+basis, impossible charge/multiplicity, missing executable, unknown method) are raised at
+once and never retried.  Every step taken is recorded in ``CalcResult.recovery``.
+
+xTB (tblite), after the requested settings fail:
+
+1. ``mixer_damping`` — Broyden damping lowered to 0.2, iteration limit ``recovery_max_iter``.
+2. ``hot_then_cold`` — converge at a high electronic temperature (``max(10·T, 3000 K)``),
+   then re-converge at the *requested* temperature starting from that density, so the final
+   energy is at the requested temperature.
+3. ``other_guess`` — the other initial guess (SAD ↔ EEQ charges), damping 0.2.
+
+xtb-python has no mixer/guess setters: ``more_iterations`` then ``hot_then_cold``.
+
+CP2K (see :mod:`hetflow.calculators.cp2k`): ``diagonalization`` (OT → diagonalisation with
+Fermi–Dirac smearing and Broyden mixing), ``more_steps`` (3× SCF steps), ``restart_wfn``
+(restart from the last wavefunction file with the diagonalisation settings).
+
+``settings["recovery"]``: ``True`` (default ladder), ``False`` (none: fail at once), or a list of
+step names to try in that order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hetflow.errors import InputError
+
+XTB_LADDER: tuple[str, ...] = ("mixer_damping", "hot_then_cold", "other_guess")
+XTB_PYTHON_LADDER: tuple[str, ...] = ("more_iterations", "hot_then_cold")
+CP2K_LADDER: tuple[str, ...] = ("diagonalization", "more_steps", "restart_wfn")
+
+
+@dataclass(frozen=True)
+class XTBAttempt:
+    """Settings of one SCF attempt (temperatures in K)."""
+
+    name: str
+    max_iter: int
+    mixer_damping: float
+    temperature: float
+    guess: str
+    hot_temperature: float | None = None
+
+    def describe(self) -> str:
+        txt = f"{self.name}: damping {self.mixer_damping:g}, max {self.max_iter} it., {self.guess} guess"
+        if self.hot_temperature is not None:
+            txt += f", {self.hot_temperature:g} K then {self.temperature:g} K"
+        else:
+            txt += f", {self.temperature:g} K"
+        return txt
+
+
+def ladder_steps(setting: Any, default: tuple[str, ...]) -> list[str]:
+    """Resolve ``settings["recovery"]`` against the allowed ``default`` steps."""
+    if setting is True or setting is None:
+        return list(default)
+    if setting is False:
+        return []
+    steps = [setting] if isinstance(setting, str) else list(setting)
+    bad = [s for s in steps if s not in default]
+    if bad:
+        raise InputError(f"unknown recovery step(s) {', '.join(map(str, bad))}; choose from {', '.join(default)}")
+    return steps
+
+
+def xtb_attempts(s: dict[str, Any], backend: str = "tblite") -> list[XTBAttempt]:
+    """The requested attempt followed by the ladder's attempts, from merged xTB settings."""
+    T = float(s["electronic_temperature"])
+    guess = str(s["guess"]).lower()
+    first = XTBAttempt("requested", int(s["scf_max_iter"]), float(s["mixer_damping"]), T, guess)
+    n = int(s["recovery_max_iter"])
+    damp = min(0.2, float(s["mixer_damping"]))
+    other = "eeq" if guess == "sad" else "sad"
+    hot = max(10.0 * T, 3000.0)
+    table = {
+        "mixer_damping": XTBAttempt("mixer_damping", n, damp, T, guess),
+        "hot_then_cold": XTBAttempt("hot_then_cold", n, damp, T, guess, hot_temperature=hot),
+        "other_guess": XTBAttempt("other_guess", n, damp, T, other),
+        "more_iterations": XTBAttempt("more_iterations", n, float(s["mixer_damping"]), T, guess),
+    }
+    default = XTB_PYTHON_LADDER if backend == "xtb-python" else XTB_LADDER
+    return [first] + [table[name] for name in ladder_steps(s.get("recovery", True), default)]

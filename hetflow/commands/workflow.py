@@ -1,0 +1,209 @@
+"""``hetflow run | submit | status | results | render-job``: workflows from YAML files."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from hetflow.errors import WorkflowError
+
+_SCHEDULERS = ("slurm", "pbs", "lsf")
+
+
+def _resource_options(f):
+    """Job-resource options shared by ``submit`` and ``render-job``."""
+    opts = [
+        click.option("--partition", help="Slurm partition / PBS or LSF queue."),
+        click.option("--account", help="Account or project to charge."),
+        click.option("--nodes", type=int, help="Nodes per job."),
+        click.option("--ntasks", type=int, help="MPI ranks per job."),
+        click.option("--threads", type=int, help="Threads per rank (cpus-per-task, OMP_NUM_THREADS)."),
+        click.option("--walltime", help="HH:MM:SS, D-HH:MM:SS or minutes."),
+        click.option("--memory", help="Memory per node, e.g. 4G."),
+        click.option("--module", "modules", multiple=True, help="`module load` name (repeatable)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _resource_overrides(**kw) -> dict:
+    out = {k: v for k, v in kw.items() if v is not None and k != "modules"}
+    if kw.get("modules"):
+        out["modules"] = list(kw["modules"])
+    return out
+
+
+def _print_summary(summary, wfile) -> None:
+    click.echo(f"{wfile.name}: {summary}")
+    for name, msg in summary.failures.items():
+        click.echo(f"  failed {name}: {msg.splitlines()[0]}")
+    click.echo(f"store: {wfile.store}   work dir: {wfile.workdir}")
+
+
+def register(app: click.Group) -> None:
+    @app.command("run")
+    @click.argument("workflow", type=click.Path(dir_okay=False))
+    @click.option("--workers", type=int, help="Worker processes (default: cores // threads).")
+    @click.option("--threads", type=int, help="Threads per worker (OMP_NUM_THREADS, default 1).")
+    @click.option("--max-retries", type=int, help="Resubmissions of a task whose worker died.")
+    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+    def run_cmd(workflow, workers, threads, max_retries, progress):
+        """Run WORKFLOW (YAML) on this machine; finished tasks are taken from the store."""
+        from hetflow.workflows.wfile import load_workflow_file
+
+        wfile = load_workflow_file(workflow)
+        if wfile.executor.get("type", "local") != "local":
+            opts = {"type": "local"}
+        else:
+            opts = dict(wfile.executor)
+        wfile.executor = opts
+        ex = wfile.make_executor(workers=workers, threads=threads, max_retries=max_retries)
+        show = sys.stderr.isatty() if progress is None else progress
+        summary = wfile.workflow.run(wfile.make_store(), ex, workdir=str(wfile.workdir), progress=show)
+        _print_summary(summary, wfile)
+        if not summary.ok:
+            sys.exit(1)
+
+    @app.command("submit")
+    @click.argument("workflow", type=click.Path(dir_okay=False))
+    @click.option("--scheduler", type=click.Choice(_SCHEDULERS), help="Batch system (default: executor.type of the file).")
+    @_resource_options
+    @click.option("--max-retries", type=int, help="Resubmissions of a vanished job (default 2).")
+    @click.option("--wait/--detach", default=False, help="Stay attached until every task finished (default: detach).")
+    @click.option("--poll", type=float, help="Seconds between squeue/qstat/bjobs polls (with --wait).")
+    def submit_cmd(workflow, scheduler, max_retries, wait, poll, **res):
+        """Submit WORKFLOW's tasks as batch jobs.  Run it again to ingest finished jobs,
+        resubmit vanished ones and submit tasks whose inputs are now ready."""
+        from hetflow.workflows.executors import make_executor
+        from hetflow.workflows.wfile import load_workflow_file
+
+        wfile = load_workflow_file(workflow)
+        ftype = wfile.executor.get("type", "local")
+        scheduler = scheduler or (ftype if ftype in _SCHEDULERS else None)
+        if scheduler is None:
+            raise WorkflowError("no scheduler: give --scheduler slurm|pbs|lsf or executor.type in the file")
+        opts = {k: v for k, v in wfile.executor.items() if k != "type"} if ftype == scheduler else {}
+        opts |= _resource_overrides(**res)
+        if max_retries is not None:
+            opts["max_retries"] = max_retries
+        if poll is not None:
+            opts["poll"] = poll
+        opts["detached"] = not wait
+        ex = make_executor(scheduler, **opts)
+        summary = wfile.workflow.run(wfile.make_store(), ex, workdir=str(wfile.workdir))
+        _print_summary(summary, wfile)
+        if summary.pending:
+            click.echo(f"{summary.pending} job(s) queued or running; check with `hetflow status {workflow}` "
+                       f"and run `hetflow submit {workflow}` again to collect them")
+        if summary.failed or summary.skipped:
+            sys.exit(1)
+
+    @app.command("status")
+    @click.argument("workflow", required=False, type=click.Path(dir_okay=False))
+    @click.option("--workdir", type=click.Path(file_okay=False), help="Work directory (instead of WORKFLOW).")
+    @click.option("--lines", default=5, show_default=True, help="Log lines shown per failed/vanished task.")
+    def status_cmd(workflow, workdir, lines):
+        """Per-task state of a workflow, with log tails of failures and vanished jobs."""
+        from hetflow.workflows._status import collect_status
+
+        if workflow:
+            from hetflow.workflows.wfile import load_workflow_file
+
+            workdir = load_workflow_file(workflow).workdir
+        elif workdir is None:
+            raise WorkflowError("give a workflow file or --workdir")
+        rows, notes, header = collect_status(workdir, lines)
+        click.echo(header)
+        width = max([len(r[0]) for r in rows] + [4])
+        click.echo(f"{'task':<{width}}  {'state':<10} {'job':<10} key")
+        for name, state, job, key, msg in rows:
+            click.echo(f"{name:<{width}}  {state:<10} {job:<10} {key}" + (f"  {msg}" if msg else ""))
+        for n in notes:
+            click.echo(n)
+
+    @app.command("results")
+    @click.argument("workflow", required=False, type=click.Path(dir_okay=False))
+    @click.option("--store", "store_loc", help="Store path or postgresql:// URL (instead of WORKFLOW).")
+    @click.option("--all", "all_rows", is_flag=True, help="Every row of the store, not only this workflow's.")
+    @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True), help="Write CSV here ('-' = stdout).")
+    def results_cmd(workflow, store_loc, all_rows, csv_out):
+        """Energies (eV) of stored results as a table or CSV."""
+        from hetflow.workflows.store import ResultStore
+
+        wfname = None
+        if workflow:
+            from hetflow.workflows.wfile import load_workflow_file
+
+            wfile = load_workflow_file(workflow)
+            store_loc, wfname = store_loc or wfile.store, wfile.name
+        elif store_loc is None:
+            raise WorkflowError("give a workflow file or --store")
+        elif not store_loc.startswith(("postgres", "/")) and not Path(store_loc).exists():
+            raise WorkflowError(f"store not found: {store_loc}")
+        store = ResultStore(store_loc)
+        cols = ["task", "formula", "natoms", "energy_eV", "fmax_eV_per_A", "converged", "backend",
+                "method", "calc_task", "key"]
+        rows = []
+        for r in store.rows(None if all_rows else wfname):
+            fmax = "" if r.forces is None or not len(r.forces) else f"{float((r.forces ** 2).sum(axis=1).max() ** 0.5):.4f}"
+            rows.append([r.name, r.atoms.get_chemical_formula(), len(r.atoms), f"{r.energy:.6f}", fmax,
+                         r.converged, r.spec.backend, r.spec.method, r.spec.task, r.key])
+        if wfname and not all_rows:  # workflow order, not completion order
+            order = {n: i for i, n in enumerate(wfile.workflow.tasks)}
+            rows.sort(key=lambda r: order.get(r[0], len(order)))
+        if csv_out:
+            fh = sys.stdout if csv_out == "-" else open(csv_out, "w", newline="")
+            w = csv.writer(fh)
+            w.writerow(cols)
+            w.writerows(rows)
+            if fh is not sys.stdout:
+                fh.close()
+                click.echo(f"wrote {len(rows)} rows to {csv_out}", err=True)
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} result(s) in {store._shown()}")
+        for c in cols:
+            table.add_column(c, justify="right" if c in ("natoms", "energy_eV", "fmax_eV_per_A") else "left")
+        for row in rows:
+            table.add_row(*map(str, row))
+        Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
+
+    @app.command("render-job")
+    @click.argument("workflow", required=False, type=click.Path(dir_okay=False))
+    @click.option("--scheduler", type=click.Choice(_SCHEDULERS), default="slurm", show_default=True)
+    @click.option("--task", "task_name", help="Task of WORKFLOW whose directory the job runs in.")
+    @click.option("--job-name", help="Job name (sanitised to letters, digits, . _ -).")
+    @click.option("--workdir", type=click.Path(file_okay=False), help="Task directory (without WORKFLOW).")
+    @click.option("--command", "command", help="Command to run instead of the hetflow worker (quoted word by word).")
+    @_resource_options
+    def render_cmd(workflow, scheduler, task_name, job_name, workdir, command, **res):
+        """Print a job script to submit by hand (sbatch / qsub / bsub < script)."""
+        import shlex
+
+        from hetflow.workflows._jobscript import JobResources, render_job
+        from hetflow.workflows._taskdir import TaskDir
+
+        opts = {}
+        if workflow:
+            from hetflow.workflows.wfile import load_workflow_file
+
+            wfile = load_workflow_file(workflow)
+            if wfile.executor.get("type") in _SCHEDULERS:
+                opts = {k: v for k, v in wfile.executor.items()
+                        if k not in ("type", "max_retries", "poll", "detached")}
+            if task_name:
+                if task_name not in wfile.workflow.tasks:
+                    raise WorkflowError(f"no task {task_name!r} in {wfile.path.name}")
+                workdir = workdir or str(TaskDir.for_task(wfile.workdir, task_name).root.resolve())
+        opts |= _resource_overrides(**res)
+        resources = JobResources.from_dict(opts)
+        workdir = str(Path(workdir or ".").resolve())
+        cmd = shlex.split(command) if command else None
+        click.echo(render_job(scheduler, resources, job_name or task_name or "hetflow", workdir, cmd), nl=False)

@@ -1,0 +1,221 @@
+"""The controller loop: resolve keys, reuse cached results, dispatch, ingest, retry.
+
+Only the controller writes the store.  Its state is rebuilt on every start from the store
+and the work directory, which is what makes ``kill -9`` + rerun safe: finished results are
+in the store (cached) or in a result file (ingested without rerunning); nothing else is
+trusted.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from hetflow.calculators.base import calc_key
+from hetflow.errors import HetflowError
+from hetflow.workflows._taskdir import TaskDir, read_json, safe_name, write_json_atomic
+from hetflow.workflows.graph import CalcTask, Summary, Workflow
+
+DONE = ("cached", "done", "recovered")
+
+
+class Engine:
+    """Runs one :class:`Workflow` against a store with an executor."""
+
+    def __init__(self, wf: Workflow, store, executor, workdir: str | Path, progress: bool = False,
+                 poll: float = 0.5):
+        self.wf, self.store, self.ex = wf, store, executor
+        self.workdir = Path(workdir)
+        self.progress = progress
+        self.poll = poll
+        self.state: dict[str, str] = {}
+        self.keys: dict[str, str | None] = {}
+        self.msg: dict[str, str] = {}
+        self.results: dict[str, Any] = {}
+        self.summary = Summary()
+
+    # -- manifest ----------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        tasks = {}
+        for n in self.order:
+            t = self.wf.task(n)
+            tasks[n] = {
+                "kind": "calc" if isinstance(t, CalcTask) else "derived",
+                "dir": f"tasks/{safe_name(n)}" if isinstance(t, CalcTask) else None,
+                "key": self.keys.get(n), "state": self.state[n], "message": self.msg.get(n, ""),
+                "parents": self.wf.parents(n),
+            }
+        write_json_atomic(self.workdir / "workflow.json", {
+            "name": self.wf.name, "store": self.store.location, "executor": self.ex.kind,
+            "updated": time.time(), "summary": str(self.summary), "tasks": tasks,
+        })
+
+    # -- transitions -------------------------------------------------------------
+    def _finish(self, name: str, state: str, message: str = "") -> None:
+        self.state[name] = state
+        if message:
+            self.msg[name] = message
+        if state in ("failed",):
+            self.summary.failed += 1
+            self.summary.failures[name] = message
+        if self._bar is not None and isinstance(self.wf.task(name), CalcTask):
+            self._bar.advance(self._bar_id)
+
+    def _ingest(self, name: str, payload: dict, recovered: bool) -> None:
+        td = TaskDir.for_task(self.workdir, name)
+        info = td.job_info()
+        self.store.ingest(payload, workflow=self.wf.name, extra_provenance={
+            "executor": self.ex.kind, "attempts": info.get("attempts", 1),
+            "losses": info.get("losses", [])})
+        self.results[name] = self.store.get(payload["key"])
+        if recovered:
+            self.summary.ingested += 1
+        else:
+            self.summary.run += 1
+        self._finish(name, "recovered" if recovered else "done")
+
+    def _lost(self, name: str, message: str) -> None:
+        """A worker/job vanished: record it, resubmit up to the executor's retry limit."""
+        td = TaskDir.for_task(self.workdir, name)
+        info = td.job_info()
+        losses = info.get("losses", []) + [message]
+        info["losses"] = losses
+        td.save_job_info(info)
+        if len(losses) > self.ex.max_retries:
+            self._finish(name, "failed", f"lost {len(losses)} times (limit {self.ex.max_retries} retries): {message.splitlines()[0]}")
+            return
+        self.ex.submit(name, td)
+        self.state[name] = "running"
+        self.msg[name] = f"resubmitted after: {message.splitlines()[0]}"
+
+    def _try_start(self, name: str) -> bool:
+        """Start ``name`` if its inputs are ready; True when its state changed."""
+        task = self.wf.task(name)
+        parents = self.wf.parents(name)
+        pstates = [self.state[p] for p in parents]
+        if any(s in ("failed", "skipped") for s in pstates):
+            self.summary.skipped += 1
+            self._finish(name, "skipped", "an input failed")
+            return True
+        if not all(s in DONE for s in pstates):
+            return False
+        if not isinstance(task, CalcTask):
+            try:
+                self.results[name] = task.func(**{p: self.results[p] for p in task.inputs})
+            except Exception as exc:  # noqa: BLE001 - a failing derived step fails only itself
+                self._finish(name, "failed", f"{type(exc).__name__}: {exc}")
+                return True
+            self.summary.derived += 1
+            self._finish(name, "done")
+            return True
+        parent = self.results[task.start_from].atoms if task.start_from else None
+        atoms = task.start_atoms(parent)
+        key = calc_key(atoms, task.spec)
+        self.keys[name] = key
+        if self.store.has(key):
+            self.results[name] = self.store.get(key)
+            self.summary.cached += 1
+            self._finish(name, "cached")
+            return True
+        if key in self._inflight.values():  # same calculation under another name: wait
+            return False
+        td = TaskDir.for_task(self.workdir, name)
+        td.prepare(name, key, atoms, task.spec)
+        payload = td.result_for(key)
+        if payload is not None:
+            self._ingest(name, payload, recovered=True)
+            return True
+        self._inflight[name] = key
+        adopted = self.ex.adopt(name, td) if td.error_for(key) is None else "none"
+        if adopted == "alive":
+            self.state[name] = "running"
+            self.msg[name] = "adopted running job"
+            return True
+        if adopted.startswith("vanished"):
+            self._lost(name, adopted.partition(":")[2].strip() or "job vanished")
+            return True
+        td.clear_outcome()
+        self.ex.submit(name, td)
+        self.state[name] = "running"
+        return True
+
+    def _on_event(self, ev) -> None:
+        name = ev.name
+        self._inflight.pop(name, None)
+        key = self.keys[name]
+        td = TaskDir.for_task(self.workdir, name)
+        if ev.kind == "lost":
+            self._inflight[name] = key
+            self._lost(name, ev.message)
+            if self.state[name] != "running":
+                self._inflight.pop(name, None)
+            return
+        payload = td.result_for(key)
+        if payload is not None:
+            self._ingest(name, payload, recovered=False)
+            return
+        err = td.error_for(key)
+        if err is not None:
+            self._finish(name, "failed", err.get("message", "calculation failed"))
+            return
+        self._inflight[name] = key
+        self._lost(name, ev.message or "worker ended without writing a result")
+        if self.state[name] != "running":
+            self._inflight.pop(name, None)
+
+    # -- main loop ---------------------------------------------------------------
+    def run(self) -> Summary:
+        self.order = self.wf.validate()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state = {n: "pending" for n in self.order}
+        self._inflight: dict[str, str] = {}
+        self._bar = None
+        ncalc = sum(isinstance(self.wf.task(n), CalcTask) for n in self.order)
+        progress_ctx = None
+        if self.progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            progress_ctx = Progress(TextColumn(f"[bold]{self.wf.name}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
+            self._bar = progress_ctx.__enter__()
+            self._bar_id = self._bar.add_task("", total=ncalc)
+        self.ex.open(self.workdir)
+        try:
+            self._loop()
+        finally:
+            self.ex.close()
+            if progress_ctx is not None:
+                progress_ctx.__exit__(None, None, None)
+        self.summary.pending = sum(s == "running" for s in self.state.values())
+        self._write_manifest()
+        return self.summary
+
+    def _loop(self) -> None:
+        while True:
+            changed = True
+            while changed:
+                changed = False
+                for n in self.order:
+                    if self.state[n] == "pending":
+                        try:
+                            changed |= self._try_start(n)
+                        except HetflowError as exc:
+                            self._finish(n, "failed", str(exc))
+                            changed = True
+            self._write_manifest()
+            if self._bar is not None:
+                running = sum(s == "running" for s in self.state.values())
+                self._bar.update(self._bar_id, description=f"{running} running")
+            if not any(s == "running" for s in self.state.values()):
+                return
+            events = self.ex.wait(0 if self.ex.detached else self.poll)
+            for ev in events:
+                self._on_event(ev)
+            if self.ex.detached and not events:
+                return
+
+
+def load_manifest(workdir: str | Path) -> dict | None:
+    """The ``workflow.json`` of a work directory (None when absent)."""
+    return read_json(Path(workdir) / "workflow.json")

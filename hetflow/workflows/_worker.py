@@ -1,0 +1,107 @@
+"""Worker side of the work-directory protocol: run one task directory, write result.json.
+
+Runs inside a local pool process or a batch job (``python -m hetflow.workflows._worker DIR``).
+It never writes the database; the controller ingests the result file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hetflow.workflows._taskdir import TaskDir, encode_atoms, write_json_atomic
+
+
+def _versions() -> dict[str, str]:
+    import ase
+
+    import hetflow
+
+    out = {"hetflow": hetflow.__version__, "ase": ase.__version__}
+    try:
+        from importlib.metadata import version
+
+        out["tblite"] = version("tblite")
+    except Exception:  # noqa: BLE001 - optional package
+        pass
+    return out
+
+
+def _run_calculation(atoms, spec, workdir):
+    """Dispatch through hetflow.calculators.run_calculation (the one entry point)."""
+    from hetflow.calculators import run_calculation
+
+    return run_calculation(atoms, spec, workdir=workdir)
+
+
+def result_payload(name: str, key: str, res, started: float, ended: float) -> dict[str, Any]:
+    """JSON-serialisable form of a CalcResult plus provenance."""
+    prov = {
+        "versions": _versions() | dict(res.versions),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "start": started,
+        "end": ended,
+        "recovery": list(res.recovery),
+        "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
+        or os.environ.get("LSB_JOBID"),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    return {
+        "name": name,
+        "key": key,
+        "energy": float(res.energy),
+        "forces": None if res.forces is None else [[float(x) for x in row] for row in res.forces],
+        "atoms": encode_atoms(res.atoms),
+        "converged": bool(res.converged),
+        "spec": res.spec.to_dict(),
+        "scf_steps": res.scf_steps,
+        "opt_steps": res.opt_steps,
+        "wall_time": float(res.wall_time),
+        "mo": None if res.mo is None else res.mo.to_dict(),
+        "extra": res.extra,
+        "provenance": prov,
+    }
+
+
+def run_task_dir(path: str | Path) -> str:
+    """Run the calculation described by ``path/input.json``; returns "done" or "failed".
+
+    A result already present for the same key is not recomputed (restart safety).
+    """
+    td = TaskDir(path)
+    name, key, atoms, spec = td.load_input()
+    if td.result_for(key) is not None:
+        return "done"
+    td.clear_outcome()
+    started = time.time()
+    try:
+        res = _run_calculation(atoms, spec, str(td.root))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes error.json
+        write_json_atomic(td.error, {
+            "name": name, "key": key, "message": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc()[-4000:], "host": socket.gethostname(),
+            "start": started, "end": time.time(),
+        })
+        return "failed"
+    write_json_atomic(td.result, result_payload(name, key, res, started, time.time()))
+    return "done"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rc = 0
+    for p in argv:
+        outcome = run_task_dir(p)
+        print(f"{p}: {outcome}", flush=True)
+        rc = rc or (outcome != "done")
+    return int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

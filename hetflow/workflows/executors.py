@@ -1,0 +1,325 @@
+"""Executors: where calculations run.  All speak the work-directory protocol
+(:mod:`hetflow.workflows._taskdir`): the controller writes ``input.json``, a worker writes
+``result.json`` (or ``error.json``) next to it, the controller ingests it into the store.
+
+* :class:`LocalExecutor` — a pool of N worker processes with T threads each
+  (``OMP_NUM_THREADS=T``).  A worker killed mid-task breaks the pool; the pool is rebuilt and
+  the lost tasks resubmitted up to ``max_retries``.
+* :class:`BatchExecutor` — one batch job per task on Slurm (``sbatch``; state from
+  ``squeue``/``scontrol``, no accounting database needed), PBS (``qsub``/``qstat``) or LSF
+  (``bsub``/``bjobs``).  A job that leaves the queue without a result or error file (cancelled,
+  killed, node lost, walltime) is *vanished*: its stdout/stderr tails are recorded in
+  ``job.json`` and it is resubmitted up to ``max_retries``.  ``detached=True`` submits and
+  returns; running the controller again later adopts live jobs and ingests finished ones.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hetflow.errors import WorkflowError
+from hetflow.workflows._jobscript import JobResources, render_job
+from hetflow.workflows._taskdir import TaskDir, tail
+
+
+@dataclass
+class Event:
+    """Something happened to a task: ``finished`` (look at its files) or ``lost``."""
+
+    name: str
+    kind: str
+    message: str = ""
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _run_in_worker(taskdir: str) -> str:
+    from hetflow.workflows._worker import run_task_dir
+
+    return run_task_dir(taskdir)
+
+
+class LocalExecutor:
+    """Process pool on this machine: ``workers`` processes × ``threads`` threads each.
+
+    Defaults: threads = 1, workers = number of cores // threads.
+    """
+
+    kind = "local"
+    detached = False
+
+    def __init__(self, workers: int | None = None, threads: int | None = None, max_retries: int = 2):
+        cores = os.cpu_count() or 1
+        self.threads = int(threads or 1)
+        self.workers = int(workers or max(1, cores // self.threads))
+        if self.workers < 1 or self.threads < 1:
+            raise WorkflowError("workers and threads must be >= 1")
+        self.max_retries = int(max_retries)
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._futures: dict[cf.Future, str] = {}
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                      initializer=_init_worker, initargs=(self.threads,))
+
+    def open(self, workdir: Path) -> None:
+        self._pool = None
+
+    def adopt(self, name: str, td: TaskDir) -> str:
+        return "none"  # local workers do not outlive their controller's pool
+
+    def submit(self, name: str, td: TaskDir) -> None:
+        if self._pool is None:
+            self._pool = self._new_pool()
+        info = td.job_info()
+        info.update(executor="local", attempts=info.get("attempts", 0) + 1, submitted=time.time())
+        td.save_job_info(info)
+        self._futures[self._pool.submit(_run_in_worker, str(td.root))] = name
+
+    def wait(self, timeout: float) -> list[Event]:
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        events, broken = [], False
+        for fut in done:
+            name = self._futures.pop(fut)
+            try:
+                fut.result()
+                events.append(Event(name, "finished"))
+            except cf.process.BrokenProcessPool:
+                broken = True
+                events.append(Event(name, "lost", "worker process died (killed or crashed)"))
+            except Exception as exc:  # noqa: BLE001 - worker-side failure outside the calculation
+                events.append(Event(name, "lost", f"worker error: {type(exc).__name__}: {exc}"))
+        if broken:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        return events
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._futures.clear()
+
+
+# -- schedulers --------------------------------------------------------------------
+def _run(cmd: list[str], cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as exc:
+        raise WorkflowError(f"scheduler command {cmd[0]!r} not found on PATH") from exc
+
+
+class Scheduler:
+    """Adapter for one batch system: submit a script, list live jobs, describe a job."""
+
+    name = ""
+
+    def submit(self, script: Path) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def live(self, job_ids: list[str]) -> dict[str, str]:  # pragma: no cover - interface
+        """Job id → state for jobs still known to the queue as not finished."""
+        raise NotImplementedError
+
+    def describe(self, job_id: str) -> str:
+        return ""
+
+
+class Slurm(Scheduler):
+    name = "slurm"
+    _FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                 "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
+
+    def submit(self, script: Path) -> str:
+        p = _run(["sbatch", "--parsable", script.name], cwd=script.parent)
+        if p.returncode != 0:
+            raise WorkflowError(f"sbatch failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+        return p.stdout.strip().split(";")[0]
+
+    def live(self, job_ids: list[str]) -> dict[str, str]:
+        if not job_ids:
+            return {}
+        p = _run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids)])
+        if p.returncode != 0 and "Invalid job id" not in p.stderr:
+            raise WorkflowError(f"squeue failed: {p.stderr.strip()}")
+        out = {}
+        for line in p.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] not in self._FINISHED:
+                out[parts[0]] = parts[1]
+        return out
+
+    def describe(self, job_id: str) -> str:
+        p = _run(["scontrol", "show", "job", job_id])
+        if p.returncode != 0:
+            return "no longer known to slurmctld"
+        m = dict(re.findall(r"(JobState|Reason|ExitCode)=(\S+)", p.stdout))
+        return ", ".join(f"{k}={v}" for k, v in m.items())
+
+
+class PBS(Scheduler):
+    name = "pbs"
+
+    def submit(self, script: Path) -> str:
+        p = _run(["qsub", script.name], cwd=script.parent)
+        if p.returncode != 0:
+            raise WorkflowError(f"qsub failed: {p.stderr.strip()}")
+        return p.stdout.strip()
+
+    def live(self, job_ids: list[str]) -> dict[str, str]:
+        out = {}
+        for jid in job_ids:
+            p = _run(["qstat", "-f", jid])
+            m = re.search(r"job_state = (\w)", p.stdout)
+            if p.returncode == 0 and m and m.group(1) not in ("C", "F", "X"):
+                out[jid] = m.group(1)
+        return out
+
+
+class LSF(Scheduler):
+    name = "lsf"
+
+    def submit(self, script: Path) -> str:
+        p = _run(["bsub"], cwd=script.parent, stdin=script.read_text())
+        m = re.search(r"Job <(\d+)>", p.stdout)
+        if p.returncode != 0 or not m:
+            raise WorkflowError(f"bsub failed: {(p.stderr or p.stdout).strip()}")
+        return m.group(1)
+
+    def live(self, job_ids: list[str]) -> dict[str, str]:
+        if not job_ids:
+            return {}
+        p = _run(["bjobs", "-noheader", "-o", "jobid stat", *job_ids])
+        out = {}
+        for line in p.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] not in ("DONE", "EXIT"):
+                out[parts[0]] = parts[1]
+        return out
+
+
+SCHEDULER_CLASSES = {"slurm": Slurm, "pbs": PBS, "lsf": LSF}
+
+
+class BatchExecutor:
+    """One batch job per calculation task on Slurm, PBS or LSF."""
+
+    detached = False
+
+    def __init__(self, scheduler: str = "slurm", resources: JobResources | dict | None = None,
+                 max_retries: int = 2, poll: float = 5.0, detached: bool = False):
+        if scheduler not in SCHEDULER_CLASSES:
+            raise WorkflowError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULER_CLASSES)}")
+        self.sched = SCHEDULER_CLASSES[scheduler]()
+        self.kind = scheduler
+        if isinstance(resources, dict):
+            resources = JobResources.from_dict(resources)
+        self.res = resources or JobResources()
+        self.max_retries = int(max_retries)
+        self.poll = float(poll)
+        self.detached = bool(detached)
+        self._jobs: dict[str, tuple[str, TaskDir]] = {}  # job id -> (task name, dir)
+        self._gone_since: dict[str, float] = {}
+
+    def open(self, workdir: Path) -> None:
+        self._jobs.clear()
+
+    def adopt(self, name: str, td: TaskDir) -> str:
+        """``alive`` (tracked again), ``vanished: <why>`` or ``none`` for a task's last job."""
+        info = td.job_info()
+        jid = info.get("job_id")
+        if not jid or info.get("executor") != self.kind or info.get("state") == "lost":
+            return "none"
+        if jid in self.sched.live([jid]):
+            self._jobs[jid] = (name, td)
+            return "alive"
+        if td.result.exists() or td.error.exists():
+            return "none"
+        return "vanished: " + self._vanish_message(jid, td)
+
+    def _vanish_message(self, jid: str, td: TaskDir) -> str:
+        info = td.job_info()
+        info["state"] = "lost"
+        td.save_job_info(info)
+        desc = self.sched.describe(jid)
+        msg = f"job {jid} vanished ({desc or 'no longer in the queue'})"
+        out, err = tail(td.stdout, 5).strip(), tail(td.stderr, 5).strip()
+        if out:
+            msg += f"\n  stdout: {out}"
+        if err:
+            msg += f"\n  stderr: {err}"
+        return msg
+
+    def submit(self, name: str, td: TaskDir) -> None:
+        script = td.root / "job.sh"
+        script.write_text(render_job(self.kind, self.res, name, td.root.resolve()))
+        for f in (td.stdout, td.stderr):
+            f.unlink(missing_ok=True)
+        jid = self.sched.submit(script)
+        info = td.job_info()
+        hist = info.get("history", []) + [{"job_id": jid, "submitted": time.time()}]
+        info.update(executor=self.kind, job_id=jid, state="submitted", history=hist,
+                    attempts=info.get("attempts", 0) + 1)
+        td.save_job_info(info)
+        self._jobs[jid] = (name, td)
+
+    def wait(self, timeout: float) -> list[Event]:
+        if not self._jobs:
+            return []
+        deadline = time.time() + timeout
+        while True:
+            events = self._check()
+            if events or time.time() >= deadline:
+                return events
+            time.sleep(min(self.poll, max(0.0, deadline - time.time())))
+
+    def _check(self) -> list[Event]:
+        live = self.sched.live(list(self._jobs))
+        events = []
+        for jid in list(self._jobs):
+            if jid in live:
+                continue
+            name, td = self._jobs[jid]
+            if td.result.exists() or td.error.exists():
+                del self._jobs[jid]
+                info = td.job_info()
+                info["state"] = "finished"
+                td.save_job_info(info)
+                events.append(Event(name, "finished"))
+                continue
+            # out of the queue without output: give the file system a moment, then call it lost
+            first = self._gone_since.setdefault(jid, time.time())
+            if time.time() - first > 3.0:
+                del self._jobs[jid]
+                events.append(Event(name, "lost", self._vanish_message(jid, td)))
+        return events
+
+    def close(self) -> None:
+        self._jobs.clear()
+
+
+def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecutor:
+    """Executor by name: ``local`` (workers, threads, max_retries) or slurm/pbs/lsf
+    (max_retries, poll, detached and the :class:`JobResources` fields)."""
+    if kind == "local":
+        allowed = {"workers", "threads", "max_retries"}
+        bad = set(options) - allowed
+        if bad:
+            raise WorkflowError(f"unknown local executor option(s): {', '.join(sorted(bad))}")
+        return LocalExecutor(**options)
+    if kind == "dask":
+        raise WorkflowError("the dask executor is not implemented yet; use local or slurm/pbs/lsf")
+    ctl = {k: options.pop(k) for k in ("max_retries", "poll", "detached") if k in options}
+    return BatchExecutor(kind, JobResources.from_dict(options), **ctl)

@@ -1,0 +1,161 @@
+"""Task graph: calculations and derived steps as a networkx DiGraph.
+
+* A :class:`CalcTask` is one calculation (single point or relaxation) of a structure with a
+  :class:`~hetflow.calculators.base.CalcSpec`.  With ``start_from="other"`` its start geometry
+  is the final structure of task ``other`` (e.g. a relaxation feeding the next step); its
+  content key is then computed once ``other`` has finished.
+* A :class:`DerivedTask` is a Python callable over the results of other tasks (keyword
+  arguments named after its inputs; calculation inputs arrive as
+  :class:`~hetflow.workflows.store.StoredResult`).  Derived values live in memory only.
+
+Edges point from a task to the tasks that need its result.  The content key of a calculation
+is :func:`~hetflow.calculators.base.calc_key` (structure, spec, calculation-code version): a
+task whose key is already in the store is not run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import networkx as nx
+from ase import Atoms
+
+from hetflow.calculators.base import CalcSpec, calc_key
+from hetflow.errors import WorkflowError
+
+
+@dataclass
+class CalcTask:
+    """One calculation.  ``atoms`` may be None only when ``start_from`` names a parent."""
+
+    name: str
+    atoms: Atoms | None
+    spec: CalcSpec
+    start_from: str | None = None
+
+    def static_key(self) -> str | None:
+        """Content key when known before running anything (no parent geometry needed)."""
+        return None if self.start_from else calc_key(self.atoms, self.spec)
+
+    def start_atoms(self, parent_final: Atoms | None) -> Atoms:
+        """The structure to compute: own atoms, or the parent's final geometry.
+
+        With both, the task's own per-atom labels are kept and positions/cell taken from the
+        parent (same atom count required).
+        """
+        if self.start_from is None:
+            return self.atoms
+        if parent_final is None:
+            raise WorkflowError(f"task {self.name!r}: parent {self.start_from!r} has no structure")
+        if self.atoms is None:
+            return parent_final.copy()
+        if len(self.atoms) != len(parent_final):
+            raise WorkflowError(f"task {self.name!r}: {len(self.atoms)} atoms but parent "
+                                f"{self.start_from!r} has {len(parent_final)}")
+        out = self.atoms.copy()
+        out.positions = parent_final.positions
+        out.cell = parent_final.cell
+        return out
+
+
+@dataclass
+class DerivedTask:
+    """A Python callable over other tasks' results: ``func(**{input_name: result})``."""
+
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[str, ...]
+
+
+@dataclass
+class Summary:
+    """Counts of one workflow run."""
+
+    cached: int = 0
+    run: int = 0
+    ingested: int = 0
+    failed: int = 0
+    skipped: int = 0
+    derived: int = 0
+    pending: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = [f"{self.cached} cached", f"{self.run} run"]
+        if self.ingested:
+            parts.append(f"{self.ingested} recovered from work dir")
+        if self.derived:
+            parts.append(f"{self.derived} derived")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if self.pending:
+            parts.append(f"{self.pending} still queued")
+        return ", ".join(parts)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.pending
+
+
+class Workflow:
+    """A named DAG of tasks.  Build with :meth:`add_calc` / :meth:`add_derived`, then :meth:`run`."""
+
+    def __init__(self, name: str = "workflow"):
+        self.name = name
+        self.graph = nx.DiGraph()
+
+    # -- building ----------------------------------------------------------------
+    def _add(self, name: str, task: CalcTask | DerivedTask, parents: list[str]) -> None:
+        if not name or not isinstance(name, str):
+            raise WorkflowError("task name must be a non-empty string")
+        if name in self.graph and "task" in self.graph.nodes[name]:
+            raise WorkflowError(f"duplicate task name {name!r}")
+        self.graph.add_node(name, task=task)
+        for p in parents:
+            self.graph.add_edge(p, name)
+
+    def add_calc(self, name: str, atoms: Atoms | None, spec: CalcSpec, start_from: str | None = None) -> str:
+        """Add a calculation; ``start_from`` = task whose final structure is the start geometry."""
+        if atoms is None and start_from is None:
+            raise WorkflowError(f"task {name!r} needs a structure or start_from")
+        self._add(name, CalcTask(name, atoms, spec, start_from), [start_from] if start_from else [])
+        return name
+
+    def add_derived(self, name: str, func: Callable[..., Any], inputs: list[str] | tuple[str, ...]) -> str:
+        """Add a derived step computed in the controller from ``inputs``' results."""
+        self._add(name, DerivedTask(name, func, tuple(inputs)), list(inputs))
+        return name
+
+    # -- inspection --------------------------------------------------------------
+    def task(self, name: str) -> CalcTask | DerivedTask:
+        return self.graph.nodes[name]["task"]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.graph.nodes)
+
+    def parents(self, name: str) -> list[str]:
+        return list(self.graph.predecessors(name))
+
+    def validate(self) -> list[str]:
+        """Check references and acyclicity; returns the tasks in dependency order."""
+        missing = [n for n in self.graph.nodes if "task" not in self.graph.nodes[n]]
+        if missing:
+            users = sorted({u for m in missing for u in self.graph.successors(m)})
+            raise WorkflowError(f"task(s) {', '.join(users)} depend on unknown task(s) {', '.join(sorted(missing))}")
+        try:
+            cycle = nx.find_cycle(self.graph)
+        except nx.NetworkXNoCycle:
+            return list(nx.topological_sort(self.graph))
+        path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        raise WorkflowError(f"dependency cycle: {path}")
+
+    def run(self, store, executor=None, workdir: str = "hetflow-work", progress: bool = False, **kw):
+        """Run to completion (or until a detached executor has submitted what it can)."""
+        from hetflow.workflows._engine import Engine
+        from hetflow.workflows.executors import LocalExecutor
+
+        return Engine(self, store, executor or LocalExecutor(), workdir, progress=progress, **kw).run()

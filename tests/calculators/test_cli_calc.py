@@ -1,0 +1,42 @@
+"""``hetflow calc`` commands: real tblite runs, CP2K input writing, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from hetflow.cli import app
+
+
+def _write(atoms, path):
+    from hetflow.structures.io import write_structure
+
+    return str(write_structure(atoms, path))
+
+
+def test_single_point_and_json(cluster, tmp_path):
+    f = _write(cluster, tmp_path / "nc.extxyz")
+    out = tmp_path / "sp.json"
+    r = CliRunner().invoke(app, ["calc", "single-point", f, "--method", "gfn1", "--mo", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["converged"] and data["energy_eV"] < 0 and len(data["forces_eV_per_A"]) == len(cluster)
+    assert "HOMO–LUMO" in r.output and "BLAS" in r.output
+
+
+def test_cp2k_input_command(cluster, tmp_path):
+    f = _write(cluster, tmp_path / "nc.extxyz")
+    r = CliRunner().invoke(app, ["calc", "cp2k-input", f, "-o", str(tmp_path / "hpc"), "--set", "vacuum=6"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "hpc" / "hetflow.inp").read_text()
+    assert "CUTOFF 400.0" in text and "DZVP-MOLOPT-SR-GTH" in text and "cp2k.psmp" in r.output
+
+
+def test_errors_are_one_line(cluster, tmp_path):
+    f = _write(cluster, tmp_path / "nc.extxyz")
+    for args, msg in ((["--method", "gfn9"], "unknown method"), (["--charge", "1"], "odd number of electrons"),
+                      (["--set", "blas=/no/such/lib.so"], "neither 'auto'")):
+        r = CliRunner().invoke(app, ["calc", "single-point", f, *args])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output
+        assert len([x for x in r.output.splitlines() if x.startswith("error:")]) == 1
