@@ -18,6 +18,7 @@ from hetflow.calculators.relax import relax_cell
 from hetflow.errors import CalculatorError, InputError
 
 
+@pytest.mark.slow
 def test_relaxation_lowers_energy_and_freezes_a_layer(cluster, tmp_path):
     spec = CalcSpec(method="GFN1-xTB", task="relax", optimizer="FIRE", fmax=0.05, max_steps=200,
                     settings={"freeze": {"layer": [0]}})

@@ -23,7 +23,7 @@ def _fd_forces(atoms, spec, index: int, h: float = 2e-3) -> np.ndarray:
     return f
 
 
-@pytest.mark.parametrize("method", ["GFN1-xTB", "GFN2-xTB"])
+@pytest.mark.parametrize("method", ["GFN1-xTB", pytest.param("GFN2-xTB", marks=pytest.mark.slow)])
 def test_cluster_energy_forces_match_finite_difference(cluster, method):
     spec = CalcSpec(method=method, settings={"accuracy": 0.01})
     r = run_calculation(cluster, spec)
