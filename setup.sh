@@ -12,6 +12,10 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
       cp2k xtb libopenblas0 openmpi-bin slurm-wlm munge postgresql
 fi
-python3 -m pip install -q --upgrade pip
+# Debian's own python3 is "externally managed" (PEP 668): on such an interpreter install anyway
+# (a dedicated compute/CI machine) unless you run this script inside a virtualenv.
+if python3 -c 'import sys, sysconfig, os; sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
+  export PIP_BREAK_SYSTEM_PACKAGES=1
+fi
 python3 -m pip install -q -e '.[dev]'
 echo "hetflow installed: $(command -v hetflow)"

@@ -31,6 +31,7 @@ import numpy as np
 from ase import Atoms
 from scipy.optimize import linear_sum_assignment
 
+from hetflow.structures.interface import lattice_mismatch  # noqa: F401  (re-exported)
 from hetflow.errors import InputError, StructureError
 
 __all__ = [
@@ -192,10 +193,3 @@ def interfacial_strain(hs: Atoms, ref: Atoms, layer: int | None = None, pairs: P
     if not sel:
         raise InputError(f"no Pb–Pb pairs in layer {L} ({pairs}); the NC is too narrow for in-plane pairs")
     return float(np.mean([abs(s.strain) for s in sel]))
-
-
-def lattice_mismatch(a_perovskite: float, a_partner: float) -> float:
-    """(a_perovskite − a_partner) / a_perovskite × 100, in % (lattice constants in Å)."""
-    if a_perovskite <= 0 or a_partner <= 0:
-        raise InputError(f"lattice constants must be > 0 Å, got {a_perovskite} and {a_partner}")
-    return (a_perovskite - a_partner) / a_perovskite * 100.0

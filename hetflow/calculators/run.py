@@ -44,6 +44,8 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         raise InputError(f"run_calculation needs an ase.Atoms, got {type(atoms).__name__}")
     if not isinstance(spec, CalcSpec):
         raise InputError(f"run_calculation needs a CalcSpec, got {type(spec).__name__}")
+    if not np.isfinite(atoms.positions).all():
+        raise InputError(f"structure {atoms.get_chemical_formula()} has non-finite (NaN/inf) atomic positions")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     atoms = _clean_copy(atoms)
 

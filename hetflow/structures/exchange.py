@@ -444,7 +444,9 @@ def alloy_patterns(
     """Table S3: on model (d) (or ``base``), exchange ≈ ``fraction`` of the ``source`` halides
     still in the perovskite domain, in the distributions ``patterns`` (see :data:`S3_PATTERNS`).
 
-    n = round(fraction × remaining) sites for every pattern, so their energies compare:
+    n = round(fraction × remaining) sites for every pattern, so their energies compare (when
+    one pattern's planes cannot hold n sites on this lattice, every pattern takes the largest
+    count all can reach; ``info["n_requested"]`` and ``info["count_note"]`` say so):
     ``random`` — a seeded random choice; ``csx_par`` — halides of the remaining CsX layers
     (∥ interface, even layers), the middle one first; ``csx_perp`` / ``pbx2_perp`` — halides
     in planes normal to the in-plane axis ``axis`` (0 = e1, 1 = e2) through Cs (resp. Pb)
@@ -464,9 +466,9 @@ def alloy_patterns(
     remaining = halide_sites(d, src, domain="perovskite")
     if len(remaining) == 0:
         raise StructureError(f"no {src} left in the perovskite domain of the base model")
-    n = max(1, _round_half_up(f * len(remaining)))
-    out = []
-    for pat in patterns:
+    n_requested = max(1, _round_half_up(f * len(remaining)))
+
+    def pick(pat: str, n: int) -> tuple[np.ndarray, dict]:
         meta: dict = {}
         if pat == "random":
             sites = np.sort(np.random.default_rng(seed).choice(remaining, size=n, replace=False))
@@ -492,11 +494,25 @@ def alloy_patterns(
             sites, desc = _fill_planes(d, planes, centre, n, period)
             meta = {"planes": desc, "orientation": "perpendicular", "axis": int(axis),
                     "plane_normal": [float(v) for v in e]}
-        if len(sites) != n:
-            meta["count_note"] = f"only {len(sites)} sites available for {pat}, target {n}"
+        return np.asarray(sites), meta
+
+    # every distribution exchanges the same number of sites: the requested one, or — when one
+    # pattern's planes hold fewer sites than that on this lattice — the largest all can reach
+    picks = {pat: pick(pat, n_requested) for pat in patterns}
+    n = min(len(sites) for sites, _ in picks.values())
+    if n < n_requested:
+        picks = {pat: pick(pat, n) for pat in patterns}
+    out = []
+    for pat in patterns:
+        sites, meta = picks[pat]
+        if n < n_requested:
+            short = [p for p in patterns if len(pick(p, n_requested)[0]) < n_requested]
+            meta["count_note"] = (f"{n} sites in every distribution instead of {n_requested}: "
+                                  f"{', '.join(short)} cannot hold more on this lattice")
         meta.setdefault("complete_planes", all(p["n_taken"] == p["n_sites"] for p in meta.get("planes", [])))
         out.append(exchange_sites(d, sites, target, name=f"s3-{pat}", pattern="s3", distribution=pat,
-                                  fraction=f, n_target=int(n), n_remaining=int(len(remaining)),
+                                  fraction=f, n_target=int(n), n_requested=int(n_requested),
+                                  n_remaining=int(len(remaining)),
                                   fraction_actual=len(sites) / len(remaining), **meta))
     return out
 

@@ -56,9 +56,9 @@ _BOND = (2.75, 3.35)
 
 
 def lattice_mismatch(a_perovskite: float, a_partner: float) -> float:
-    """Paper's lattice mismatch (%): (a_perovskite − a_partner) / a_perovskite × 100."""
+    """Paper's lattice mismatch (%): (a_perovskite − a_partner) / a_perovskite × 100 (a in Å)."""
     if a_perovskite <= 0 or a_partner <= 0:
-        raise InputError("lattice parameters must be positive")
+        raise InputError(f"lattice constants must be > 0 Å, got {a_perovskite} and {a_partner}")
     return (a_perovskite - a_partner) / a_perovskite * 100.0
 
 

@@ -85,6 +85,8 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
         raise InputError(f"structure file not found: {path}")
     try:
         atoms = read(path, index=index)
+    except KeyError as exc:
+        raise InputError(f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:
         raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if isinstance(atoms, list):

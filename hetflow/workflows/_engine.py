@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hetflow.calculators.base import calc_key
-from hetflow.errors import HetflowError
+from hetflow.errors import HetflowError, WorkflowError
 from hetflow.workflows._taskdir import TaskDir, read_json, safe_name, write_json_atomic
 from hetflow.workflows.graph import CalcTask, Summary, Workflow
 
@@ -167,7 +167,10 @@ class Engine:
     # -- main loop ---------------------------------------------------------------
     def run(self) -> Summary:
         self.order = self.wf.validate()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkflowError(f"cannot create work directory {self.workdir}: {exc.strerror or exc}") from None
         self.state = {n: "pending" for n in self.order}
         self._inflight: dict[str, str] = {}
         self._bar = None

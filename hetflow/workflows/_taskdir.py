@@ -106,13 +106,14 @@ class TaskDir:
         return d["name"], d["key"], decode(d["atoms"]), CalcSpec.from_dict(d["spec"])
 
     def result_for(self, key: str) -> dict[str, Any] | None:
-        """The parsed result file when present and produced for ``key``."""
+        """The parsed result file when present, produced for ``key`` and storable
+        (garbage, a foreign key or a corrupt payload count as no result: recompute)."""
         d = read_json(self.result)
-        return d if d is not None and d.get("key") == key else None
+        return d if isinstance(d, dict) and d.get("key") == key and valid_payload(d) else None
 
     def error_for(self, key: str) -> dict[str, Any] | None:
         d = read_json(self.error)
-        return d if d is not None and d.get("key") == key else None
+        return d if isinstance(d, dict) and d.get("key") == key else None
 
     def job_info(self) -> dict[str, Any]:
         return read_json(self.job) or {}
@@ -124,6 +125,27 @@ class TaskDir:
     def clear_outcome(self) -> None:
         """Remove the error file before a retry."""
         self.error.unlink(missing_ok=True)
+
+
+def valid_payload(d: dict[str, Any]) -> bool:
+    """A result payload the store can take: finite energy (eV), a decodable structure,
+    forces None or finite N×3 (eV/Å), a valid CalcSpec."""
+    import math
+
+    import numpy as np
+
+    try:
+        atoms = decode(d["atoms"])
+        if not isinstance(atoms, Atoms) or not math.isfinite(float(d["energy"])):
+            return False
+        if d.get("forces") is not None:
+            f = np.asarray(d["forces"], dtype=float)
+            if f.shape != (len(atoms), 3) or not np.isfinite(f).all():
+                return False
+        CalcSpec.from_dict(dict(d["spec"]))
+    except Exception:  # noqa: BLE001 - any defect means "not a usable result"
+        return False
+    return True
 
 
 def tail(path: Path, lines: int = 10) -> str:

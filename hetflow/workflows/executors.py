@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class Scheduler:
     """Adapter for one batch system: submit a script, list live jobs, describe a job."""
 
     name = ""
+    commands: tuple[str, ...] = ()  # programs that must be on PATH (submit, query)
 
     def submit(self, script: Path) -> str:  # pragma: no cover - interface
         raise NotImplementedError
@@ -139,6 +141,7 @@ class Scheduler:
 
 class Slurm(Scheduler):
     name = "slurm"
+    commands = ("sbatch", "squeue")
     _FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                  "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
 
@@ -171,6 +174,7 @@ class Slurm(Scheduler):
 
 class PBS(Scheduler):
     name = "pbs"
+    commands = ("qsub", "qstat")
 
     def submit(self, script: Path) -> str:
         p = _run(["qsub", script.name], cwd=script.parent)
@@ -190,6 +194,7 @@ class PBS(Scheduler):
 
 class LSF(Scheduler):
     name = "lsf"
+    commands = ("bsub", "bjobs")
 
     def submit(self, script: Path) -> str:
         p = _run(["bsub"], cwd=script.parent, stdin=script.read_text())
@@ -234,6 +239,10 @@ class BatchExecutor:
         self._gone_since: dict[str, float] = {}
 
     def open(self, workdir: Path) -> None:
+        missing = [c for c in self.sched.commands if shutil.which(c) is None]
+        if missing:  # fail before any task directory or job script is written
+            raise WorkflowError(f"scheduler command(s) {', '.join(missing)} not found on PATH; "
+                                f"is {self.kind} installed (or its module loaded)?")
         self._jobs.clear()
 
     def adopt(self, name: str, td: TaskDir) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import networkx as nx
+import numpy as np
 from ase import Atoms
 
 from hetflow.calculators.base import CalcSpec, calc_key
@@ -121,6 +122,10 @@ class Workflow:
         """Add a calculation; ``start_from`` = task whose final structure is the start geometry."""
         if atoms is None and start_from is None:
             raise WorkflowError(f"task {name!r} needs a structure or start_from")
+        if atoms is not None and len(atoms) == 0:
+            raise WorkflowError(f"task {name!r}: the structure has no atoms")
+        if atoms is not None and not np.isfinite(atoms.positions).all():
+            raise WorkflowError(f"task {name!r}: structure has non-finite (NaN/inf) atomic positions")
         self._add(name, CalcTask(name, atoms, spec, start_from), [start_from] if start_from else [])
         return name
 

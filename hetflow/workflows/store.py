@@ -68,7 +68,10 @@ class ResultStore:
             path = Path(self.location)
             if path.suffix != ".db":
                 raise WorkflowError(f"store path must end in .db (SQLite) or be a postgresql:// URL: {location}")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WorkflowError(f"cannot create store directory {path.parent}: {exc.strerror or exc}") from None
         try:
             self.db = ase.db.connect(self.location, type="postgresql" if self.is_postgres else "db")
             self._ensure_unique_index()

@@ -151,6 +151,8 @@ def _read(entry: dict, where: str, root: Path) -> list[tuple[str, Atoms]]:
         raise _err(where, "index must be a string like ':' or '0:3' or an integer")
     try:
         frames = read(str(path), index=index)
+    except KeyError as exc:
+        raise _err(where, f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:  # noqa: BLE001 - any parse problem is a user problem
         raise _err(where, f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     frames = frames if isinstance(frames, list) else [frames]
@@ -184,8 +186,10 @@ def load_workflow_file(path: str | Path) -> WorkflowFile:
             raise _err(where, f"{key} must be a string, got {type(doc[key]).__name__}")
     workdir = Path(doc.get("workdir", f"{path.stem}-work"))
     workdir = workdir if workdir.is_absolute() else root / workdir
-    store = doc.get("store", str(workdir / "results.db"))
-    if not store.startswith(("postgresql://", "postgres://")) and not Path(store).is_absolute():
+    store = doc.get("store")
+    if store is None:
+        store = str(workdir / "results.db")
+    elif not store.startswith(("postgresql://", "postgres://")) and not Path(store).is_absolute():
         store = str(root / store)
     base_spec = _check_spec(doc.get("spec", {}), f"{where}: spec")
     _make_spec(base_spec, f"{where}: spec")
@@ -203,7 +207,7 @@ def load_workflow_file(path: str | Path) -> WorkflowFile:
         from hetflow.workflows.executors import make_executor
 
         make_executor(ex["type"], **{k: v for k, v in ex.items() if k != "type"})
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # wrong option names or types (workers: many)
         raise _err(where, f"executor: {exc}") from None
     except WorkflowError as exc:
         raise _err(where, f"executor: {exc}") from None

@@ -97,6 +97,9 @@ def test_s3_equal_counts_and_relative_energies(tmp_path):
     assert [row["distribution"] for row in r.rows] == [
         "random", "CsI layer perpendicular", "CsI layer parallel", "PbI2 layer perpendicular"]
     assert len({row["x"] for row in r.rows}) == 1
+    # the 2×2×4 quick model has one CsX layer of 4 Cl left: every pattern is capped at 4 and says so
+    assert r.extra["counts"]["n_target"] == r.rows[0]["x"] == 4
+    assert r.extra["counts"]["n_requested"] == 6 and "csx_par" in r.extra["counts"]["count_note"]
     assert r.rows[0]["ΔE − ΔE(random)"] == 0.0
     for row in r.rows:
         assert row["ΔE per halide (kcal/mol)"] * row["x"] == pytest.approx(row["ΔE total (kcal/mol)"])
@@ -108,3 +111,45 @@ def test_unknown_table_is_a_clear_error():
     with pytest.raises(InputError, match="unknown table 's4'"):
         expand(["s4"])
     assert expand(["all"]) == ["s1", "s2", "s3", "zif"]
+
+
+def test_zif_reaction_energies_are_element_balanced(tmp_path):
+    from hetflow.workflows.recipes.zif import run_zif
+
+    r = run_zif(opts_for(tmp_path))
+    assert r.complete
+    phases = [row["phase"] for row in r.rows]
+    assert phases.count("alpha") == 1 and phases.count("delta") == 1 and phases[-1] == "bulk"
+    for row in r.rows:
+        assert math.isfinite(row["ΔE reaction (eV)"])
+        assert row["ΔE reaction (kcal/mol)"] == pytest.approx(from_ev(row["ΔE reaction (eV)"], "kcal/mol"))
+    # the reaction energy is E(product) − E(CsPbI3 fragment) − E(ZIF fragment), by hand:
+    res = r.results
+    de = res["alpha-product-0"].energy - res["alpha-fragment"].energy - res["zif-fragment"].energy
+    assert r.rows[0]["ΔE reaction (eV)"] == pytest.approx(de)
+    assert (tmp_path / "zif.png").exists()
+
+
+def test_screen_ranks_a_new_pair(tmp_path):
+    from hetflow.workflows.recipes.screen import ScreenPair, screen
+
+    rows = screen([ScreenPair.parse("CsPbBr3/Pb4S3Br2:I")], opts_for(tmp_path), echo=lambda s: None)
+    assert len(rows) == 1 and rows[0]["status"] == "done"
+    row = rows[0]
+    assert row["exchange"] == "Br→I" and row["rank"] == 1
+    assert row["starts from"] in ("bottom", "interface")
+    assert row["HOMO on"] in ("CsPbBr3", "CsPbI3", "chalcohalide")
+    # a(CsPbBr3) = 5.874 Å against the Pb4S3Br2 perovskite-equivalent (8.2026 + 8.1699)/2/√2 = 5.789 Å
+    assert row["mismatch (%)"] == pytest.approx((5.874 - 5.7888) / 5.874 * 100, abs=0.01)
+
+
+def test_screen_pair_syntax_errors():
+    from hetflow.errors import InputError
+    from hetflow.workflows.recipes.screen import ScreenPair
+
+    with pytest.raises(InputError, match="bad pair"):
+        ScreenPair.parse("CsPbBr3-Pb4S3Br2")
+    with pytest.raises(InputError, match="unknown phase"):
+        ScreenPair.parse("CsPbXx3/Pb4S3Br2:I")
+    with pytest.raises(InputError, match="not a halide"):
+        ScreenPair.parse("CsPbBr3/Pb4S3Br2:Xe")

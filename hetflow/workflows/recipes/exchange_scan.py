@@ -258,7 +258,7 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
 # --------------------------------------------------------------------------- S3
 
 
-def s3_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms, str, list[str]]:
+def s3_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms, str, list[str], dict]:
     hs = model.build("s3", opts.quick)
     wf = Workflow("s3")
     _base_tasks(wf, hs, model, opts)
@@ -270,7 +270,9 @@ def s3_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms,
         bottom = _chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
         d_name = _config_task(wf, d_cfg, opts, bottom[-1])
     names = [_config_task(wf, p, opts, d_name) for p in patterns]
-    return wf, hs, d_name, names
+    counts = {k: patterns[0].info[k] for k in ("n_target", "n_requested", "n_remaining", "count_note")
+              if k in patterns[0].info}
+    return wf, hs, d_name, names, counts
 
 
 def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) -> ScanResult:
@@ -280,7 +282,7 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     from hetflow.analysis.units import from_ev
 
     model, opts = model or ScanModel(), opts or RecipeOptions()
-    wf, hs, d_name, names = s3_workflow(model, opts)
+    wf, hs, d_name, names, counts = s3_workflow(model, opts)
     summary, res = run_workflow(wf, opts)
     needed = [d_name, *names, *[f"ref-Pb{h}2-{opts.reference}" for h in (hs.info["halide"], model.target)]]
     if not _done(summary, res, needed):
@@ -310,7 +312,7 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     ordered = [r["ΔE − ΔE(random)"] for r in rows[1:]]
     checks = {"every ordered distribution below random": bool(all(v < 0 for v in ordered))}
     extra = {"reference": ref.describe(), "model": _model_line(hs),
-             "counts_equal": len({r["x"] for r in rows}) == 1}
+             "counts_equal": len({r["x"] for r in rows}) == 1, "counts": counts}
     return ScanResult("s3", rows, checks, res, summary, extra)
 
 

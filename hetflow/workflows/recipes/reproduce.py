@@ -81,6 +81,10 @@ def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
              "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)"]
     if r.table == "s2" and opts.quick:
         notes.append("quick mode relaxes the exchanged models only briefly: strain changes are indicative")
-    if r.table == "s3" and not r.extra.get("counts_equal", True):
-        notes.append("the four distributions exchange different numbers of halides (see x)")
+    if r.table == "s3":
+        c = r.extra.get("counts", {})
+        notes.append(f"each distribution exchanges {c.get('n_target')} of the {c.get('n_remaining')} halides "
+                     f"left in the perovskite of model (d)" + (f" — {c['count_note']}" if c.get("count_note") else ""))
+        if not r.extra.get("counts_equal", True):
+            notes.append("the four distributions exchange different numbers of halides (see x)")
     return notes

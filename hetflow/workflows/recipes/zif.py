@@ -69,7 +69,8 @@ def run_zif(opts: RecipeOptions | None = None, n_units: int = 8) -> ScanResult:
         for r in rx:
             name = f"{ph}-product-{r.info['rank']}"
             de = zif_reaction_energy(res[name], res[f"{ph}-fragment"], res["zif-fragment"])
-            rows.append({"phase": ph, "product": name, "geometric score": r.info["score"],
+            score = r.info["score"]["score"] if isinstance(r.info["score"], dict) else r.info["score"]
+            rows.append({"phase": ph, "product": name, "geometric score": score,
                          "ΔE reaction (kcal/mol)": from_ev(de, "kcal/mol"), "ΔE reaction (eV)": de})
             best[ph] = min(best.get(ph, de), de)
     dd = best["alpha"] - best["delta"]
