@@ -49,11 +49,12 @@ def main(argv=None) -> int:
     p.add_argument("--fmax", type=float, default=0.1)
     p.add_argument("--max-steps", type=int, default=400)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--optimizer", default="FIRE", help="ASE optimiser for both warm and cold relaxations")
     a = p.parse_args(argv)
     header("Benchmark 3: S1 exchange scan, warm starts vs cold relaxations")
     with tempfile.TemporaryDirectory(prefix="hetflow-bench-scan-") as d:
         d = Path(d)
-        opts = RecipeOptions(method="GFN1-xTB", quick=False, fmax=a.fmax, max_steps=a.max_steps, outdir=d,
+        opts = RecipeOptions(method="GFN1-xTB", quick=False, fmax=a.fmax, max_steps=a.max_steps, optimizer=a.optimizer, outdir=d,
                              progress=False)
         model = ScanModel(size=tuple(a.size), partner_cells=a.partner_cells)
         wf, hs, series = s1_workflow(model, opts, "s1")

@@ -6,7 +6,7 @@ import click
 
 
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
-          partition=None, account=None, walltime=None):
+          partition=None, account=None, walltime=None, optimizer="FIRE"):
     from hetflow.workflows.recipes.common import RecipeOptions
 
     ex_opts = {}
@@ -21,7 +21,8 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
         if res:
             ex_opts["resources"] = res
     return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
-                         executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps)
+                         executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
+                         optimizer=optimizer)
 
 
 def _common(f):
@@ -42,6 +43,8 @@ def _common(f):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--fmax", type=float, default=None, help="Relaxation threshold, eV/Å (default 0.05; quick 0.1)."),
         click.option("--max-steps", type=int, default=None, help="Optimiser step cap (default 400; quick 40)."),
+        click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS"]), default="FIRE",
+                     show_default=True, help="ASE optimiser of the xTB relaxations."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -53,7 +56,7 @@ def register(app: click.Group) -> None:
     @click.argument("tables", nargs=-1, required=True)
     @_common
     def reproduce_cmd(tables, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                      walltime, reference, seed, fmax, max_steps):
+                      walltime, reference, seed, fmax, max_steps, optimizer):
         """Reproduce Tables S1–S3 and the ZIF study: TABLES = s1 s2 s3 zif | all.
 
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
@@ -63,7 +66,7 @@ def register(app: click.Group) -> None:
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime)
+                     max_steps, partition, account, walltime, optimizer)
         reproduce(tabs, opts, echo=click.echo)
 
     @app.command("screen")
@@ -72,7 +75,7 @@ def register(app: click.Group) -> None:
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF phase first (repeatable).")
     @_common
     def screen_cmd(pairs, cifs, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                   walltime, reference, seed, fmax, max_steps):
+                   walltime, reference, seed, fmax, max_steps, optimizer):
         """Rank interfaces: epitaxial match, S1 exchange scan, interfacial strain, band-edge localisation.
 
         Writes OUTDIR/screen.md and screen.csv."""
@@ -87,7 +90,7 @@ def register(app: click.Group) -> None:
             register_cif(c)
         parsed = [ScreenPair.parse(p) for p in (pairs or DEFAULT_PAIRS)]
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime)
+                     max_steps, partition, account, walltime, optimizer)
         rows = screen(parsed, opts, echo=click.echo)
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)

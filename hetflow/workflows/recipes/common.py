@@ -39,6 +39,7 @@ class RecipeOptions:
         :func:`hetflow.workflows.executors.make_executor`.
     fmax: relaxation threshold, eV/Å (None: 0.05, quick 0.1).
     max_steps: optimiser step cap for relaxations (None: 400, quick 40).
+    optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS).
     """
 
     level: str = "xtb"
@@ -52,6 +53,7 @@ class RecipeOptions:
     seed: int = 0
     fmax: float | None = None
     max_steps: int | None = None
+    optimizer: str = "FIRE"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -80,7 +82,7 @@ def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = 
     if opts.level == "xtb":
         return CalcSpec(backend="tblite", method=opts.method, task=task, periodic=periodic, want_mo=want_mo,
                         fmax=opts.relax_fmax, max_steps=opts.relax_steps if max_steps is None else max_steps,
-                        optimizer="FIRE", settings=settings)
+                        optimizer=opts.optimizer, settings=settings)
     cp2k_settings = dict(settings)
     if not periodic:
         cp2k_settings.setdefault("vacuum", 8.0 if opts.quick else 12.0)
