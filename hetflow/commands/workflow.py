@@ -53,11 +53,12 @@ def register(app: click.Group) -> None:
     @click.option("--max-retries", type=int, help="Resubmissions of a task whose worker died.")
     @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
     def run_cmd(workflow, workers, threads, max_retries, progress):
-        """Run WORKFLOW (YAML) on this machine; finished tasks are taken from the store."""
+        """Run WORKFLOW (YAML) attached: on this machine (local pool), or on a Dask cluster when
+        the file says executor: {type: dask, …}; finished tasks are taken from the store."""
         from hetflow.workflows.wfile import load_workflow_file
 
         wfile = load_workflow_file(workflow)
-        if wfile.executor.get("type", "local") != "local":
+        if wfile.executor.get("type", "local") not in ("local", "dask"):
             opts = {"type": "local"}
         else:
             opts = dict(wfile.executor)

@@ -320,8 +320,10 @@ class BatchExecutor:
 
 
 def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecutor:
-    """Executor by name: ``local`` (workers, threads, max_retries) or slurm/pbs/lsf
-    (max_retries, poll, detached and the :class:`JobResources` fields)."""
+    """Executor by name: ``local`` (workers, threads, max_retries), ``dask`` (address, workers,
+    threads, jobqueue, jobs and dask-jobqueue cluster options; see
+    :mod:`hetflow.workflows.dask_executor`) or slurm/pbs/lsf (max_retries, poll, detached and
+    the :class:`JobResources` fields)."""
     if kind == "local":
         allowed = {"workers", "threads", "max_retries"}
         bad = set(options) - allowed
@@ -329,6 +331,8 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
             raise WorkflowError(f"unknown local executor option(s): {', '.join(sorted(bad))}")
         return LocalExecutor(**options)
     if kind == "dask":
-        raise WorkflowError("the dask executor is not implemented yet; use local or slurm/pbs/lsf")
+        from hetflow.workflows.dask_executor import DaskExecutor
+
+        return DaskExecutor(**options)
     ctl = {k: options.pop(k) for k in ("max_retries", "poll", "detached") if k in options}
     return BatchExecutor(kind, JobResources.from_dict(options), **ctl)

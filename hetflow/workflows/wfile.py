@@ -35,7 +35,7 @@ from hetflow.workflows.graph import Workflow
 
 TOP_KEYS = {"name", "workdir", "store", "spec", "structures", "executor"}
 ENTRY_KEYS = {"file", "index", "name", "spec", "from", "builder", "params"}
-EXECUTORS = ("local", "slurm", "pbs", "lsf")
+EXECUTORS = ("local", "dask", "slurm", "pbs", "lsf")
 _SPEC_TYPES = {"backend": str, "method": str, "task": str, "charge": int, "multiplicity": int,
                "periodic": bool, "fmax": (int, float), "max_steps": int, "optimizer": str,
                "want_mo": bool, "settings": dict}
