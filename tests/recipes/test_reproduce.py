@@ -6,6 +6,7 @@ about a minute on 2 cores: these tests check the plumbing and the physics bookke
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,20 @@ def test_screen_pair_syntax_errors():
         ScreenPair.parse("CsPbXx3/Pb4S3Br2:I")
     with pytest.raises(InputError, match="not a halide"):
         ScreenPair.parse("CsPbBr3/Pb4S3Br2:Xe")
+
+
+def test_pbe_level_builds_the_paper_cp2k_inputs(tmp_path):
+    """--level pbe: the same workflow with CP2K specs; the pristine model's input validates
+    (cp2k-input-tools) and carries the paper preset — not run here (hours of CPU)."""
+    from hetflow.calculators.cp2k import write_input
+    from hetflow.workflows.recipes.exchange_scan import s1_workflow
+
+    opts = RecipeOptions(level="pbe", quick=True, outdir=tmp_path, progress=False)
+    wf, hs, series = s1_workflow(ScanModel(), opts)
+    task = wf.task("pristine")
+    assert task.spec.backend == "cp2k" and task.spec.method == "PBE" and task.spec.task == "relax"
+    assert all(wf.task(n).spec.backend == "cp2k" for n in series["bottom"])
+    inp = write_input(task.atoms, task.spec, tmp_path / "pristine")
+    text = Path(inp).read_text().upper()
+    for needle in ("PBE", "DZVP-MOLOPT-SR-GTH", "GTH-PBE", "400", "PERIODIC NONE", "WAVELET", "GEO_OPT"):
+        assert needle in text, needle
