@@ -19,7 +19,7 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from conftest import assert_one_line_error, run_cli, store_integrity
+from hardening_helpers import assert_one_line_error, run_cli, store_integrity
 from hetflow.calculators import CalcSpec, run_calculation
 from hetflow.errors import (CalculatorError, HetflowError, InputError, StructureError, UnknownPhaseError,
                             WorkflowError)

@@ -16,7 +16,7 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from conftest import store_integrity
+from hardening_helpers import store_integrity
 from hetflow.calculators import CalcSpec, calc_key, run_calculation
 from hetflow.errors import CalculatorError, ConvergenceError
 from hetflow.workflows._engine import Engine
@@ -58,7 +58,7 @@ def test_scf_not_converged_fails_the_task_then_good_spec_finishes(tmp_path):
 
 
 def test_scf_failure_is_one_line_on_the_cli(tmp_path):
-    from conftest import assert_one_line_error, run_cli
+    from hardening_helpers import assert_one_line_error, run_cli
 
     f = tmp_path / "h2o.xyz"
     molecule("H2O").write(str(f))
