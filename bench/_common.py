@@ -8,7 +8,9 @@ import platform
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: where results go; run_all.py --quick points this at results/quick so smoke tests do not
+#: overwrite the figures BENCHMARKS.md quotes
+RESULTS = Path(os.environ.get("HETFLOW_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict:
@@ -34,7 +36,7 @@ def header(title: str) -> dict:
 
 def save(name: str, data: dict) -> Path:
     """Write bench/results/<name>.json (machine info + figures)."""
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {"machine": machine()} | data
     path.write_text(json.dumps(data, indent=1, default=float))

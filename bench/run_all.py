@@ -11,6 +11,7 @@ calculator layer's BLAS comparison) is run too unless --no-blas.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -46,8 +47,11 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for cmd in runs:
         print(f"\n$ python bench/{' '.join(cmd)}", flush=True)
+        env = dict(os.environ)
+        if a.quick:  # smoke-test figures must not replace the ones BENCHMARKS.md quotes
+            env["HETFLOW_BENCH_RESULTS"] = str(HERE / "results" / "quick")
         proc = subprocess.run([sys.executable, str(HERE / cmd[0]), *cmd[1:]], cwd=HERE, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         print(proc.stdout, end="", flush=True)
         rc = rc or proc.returncode
         results += [line.strip() for line in proc.stdout.splitlines()
