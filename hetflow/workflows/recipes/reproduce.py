@@ -56,7 +56,7 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
         echo(f"{t}: {r.summary}")
         if not r.complete:
             echo(f"{t}: calculations still running or failed — rerun the same command to collect "
-                 f"(state: hetflow status {opts.outdir / 'work' / t})")
+                 f"(state: hetflow status --workdir {opts.outdir / 'work' / t})")
             continue
         notes = _notes(r, opts)
         paths = write_table_report(r, Path(opts.outdir), TITLES[t], notes)
