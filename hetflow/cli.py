@@ -27,13 +27,18 @@ COMMAND_MODULES: list[str] = [
 
 
 class _Group(click.Group):
-    """Click group that turns HetflowError into a one-line message (exit 2)."""
+    """Click group that turns HetflowError — and file-system errors such as an output path
+    under a regular file — into a one-line message (exit 2)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except HetflowError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
             ctx.exit(2)
 
 

@@ -29,7 +29,7 @@ def _common(f):
         click.option("--level", type=click.Choice(["xtb", "pbe"]), default="xtb", show_default=True,
                      help="xtb: tblite locally; pbe: CP2K paper preset (submit to a scheduler)."),
         click.option("--method", default="GFN1-xTB", show_default=True, help="xTB method for --level xtb."),
-        click.option("--quick", is_flag=True, help="Small models, single points on the relaxed pristine geometry."),
+        click.option("--quick", is_flag=True, help="Small models; short relaxations of every configuration from the relaxed pristine geometry."),
         click.option("-o", "--outdir", default="hetflow-reproduce", show_default=True, type=click.Path()),
         click.option("--store", default=None, help="Result store: SQLite path or postgresql:// URL (default OUTDIR/results.db)."),
         click.option("--executor", type=click.Choice(["local", "slurm", "pbs", "lsf"]), default="local", show_default=True),

@@ -132,8 +132,10 @@ def epitaxial_match(perovskite: str, partner: str, max_area: float = 200.0,
             "substrate_area": float(np.linalg.norm(np.cross(su, sv))),
             "film_vectors": [fu.tolist(), fv.tolist()],
             "substrate_vectors": [su.tolist(), sv.tolist()],
-            "strain_u": float((np.linalg.norm(su) / np.linalg.norm(fu) - 1) * 100),
-            "strain_v": float((np.linalg.norm(sv) / np.linalg.norm(fv) - 1) * 100),
+            # strain the partner (substrate) takes to sit on the perovskite (film) super-cell,
+            # the same convention as strain_a / strain_c
+            "strain_u": float((np.linalg.norm(fu) / np.linalg.norm(su) - 1) * 100),
+            "strain_v": float((np.linalg.norm(fv) / np.linalg.norm(sv) - 1) * 100),
         })
     matches.sort(key=lambda d: (round(d["match_area"], 3), abs(d["strain_u"]) + abs(d["strain_v"])))
     root2 = math.sqrt(2.0) * ap

@@ -134,6 +134,8 @@ class Engine:
             return True
         if adopted.startswith("vanished"):
             self._lost(name, adopted.partition(":")[2].strip() or "job vanished")
+            if self.state[name] != "running":  # gave up: the key is no longer in flight
+                self._inflight.pop(name, None)
             return True
         td.clear_outcome()
         self.ex.submit(name, td)
@@ -190,7 +192,7 @@ class Engine:
             self.ex.close()
             if progress_ctx is not None:
                 progress_ctx.__exit__(None, None, None)
-        self.summary.pending = sum(s == "running" for s in self.state.values())
+        self.summary.pending = sum(s in ("running", "pending") for s in self.state.values())
         self._write_manifest()
         return self.summary
 

@@ -120,6 +120,8 @@ def _run(cmd: list[str], cwd: Path | None = None, stdin: str | None = None) -> s
         return subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
     except FileNotFoundError as exc:
         raise WorkflowError(f"scheduler command {cmd[0]!r} not found on PATH") from exc
+    except subprocess.TimeoutExpired:
+        raise WorkflowError(f"scheduler command {cmd[0]!r} did not answer within 60 s") from None
 
 
 class Scheduler:

@@ -337,3 +337,11 @@ def test_every_catalogue_error_is_a_hetflow_error():
     """The Python-level errors above are HetflowError subclasses (the CLI turns them into one line)."""
     for cls in (InputError, StructureError, CalculatorError, WorkflowError, UnknownPhaseError):
         assert issubclass(cls, HetflowError)
+
+
+def test_output_path_under_a_regular_file_is_one_line(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    p = run_cli("build", "nc", "--size", "1", "1", "1", "-o", str(blocker / "nc.extxyz"))
+    assert_one_line_error(p, "afile")
+    assert blocker.read_text() == "not a directory"

@@ -130,6 +130,20 @@ def _done(summary, results: dict, needed: list[str]) -> bool:
     return all(n in results for n in needed)
 
 
+def unconverged(results: dict, names) -> list[str]:
+    """Tasks among ``names`` whose stored calculation did not converge (SCF or geometry)."""
+    return [n for n in names if n in results and not getattr(results[n], "converged", True)]
+
+
+def _finish(r: "ScanResult", names, quick: bool) -> "ScanResult":
+    """Record non-converged calculations in the result (and, for full runs, as a failed check)."""
+    bad = unconverged(r.results, names)
+    r.extra["unconverged"] = bad
+    if not quick:
+        r.checks["all relaxations converged"] = not bad
+    return r
+
+
 # --------------------------------------------------------------------------- S1
 
 
@@ -186,13 +200,15 @@ def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, na
                             ("bottom N5", series["bottom"][-1]))}
     if "pristine-mo" in res and res["pristine-mo"].mo is not None:
         extra["pristine_mo"] = res["pristine-mo"]
-    return ScanResult("s1", rows, checks, res, summary, extra)
+    return _finish(ScanResult("s1", rows, checks, res, summary, extra), needed + ["nc-reference"], opts.quick)
 
 
 # --------------------------------------------------------------------------- S2
 
 
-def s2_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms, list[str]]:
+def s2_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms, list[str], list[float]]:
+    """The S2 workflow; also returns the I fraction actually reached at each (e) step (the
+    pool of interfacial chalcohalide halides is small, so 20 % steps are rounded)."""
     hs = model.build("s2", opts.quick)
     wf = Workflow("s2")
     _base_tasks(wf, hs, model, opts)
@@ -203,7 +219,7 @@ def s2_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms,
         bottom = _chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
         names = _chain(wf, configs, opts, first_parent=bottom[-1])
     names.append(wf.add_calc(f"{names[-1]}-mo", None, make_spec(opts, want_mo=True), start_from=names[-1]))
-    return wf, hs, names
+    return wf, hs, names, [float(c.info["fraction_actual"]) for c in configs[1:]]
 
 
 def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) -> ScanResult:
@@ -214,7 +230,7 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     from hetflow.analysis.units import from_ev
 
     model, opts = model or ScanModel(), opts or RecipeOptions()
-    wf, hs, names = s2_workflow(model, opts)
+    wf, hs, names, fractions = s2_workflow(model, opts)
     summary, res = run_workflow(wf, opts)
     chain_names = names[:-1]
     needed = ["pristine", "nc-reference", *chain_names, *[f"ref-Pb{h}2-{opts.reference}" for h in (hs.info["halide"], model.target)]]
@@ -228,11 +244,12 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     rows = []
     prev_pct = 0
     for k, e in enumerate(steps):
-        pct = int(round(100 * (k + 1) / len(steps)))
+        pct = round(100 * fractions[k], 1)  # I fraction actually reached (rounded site counts)
         pub = TABLE_S2[k] if k < len(TABLE_S2) else None
         val = from_ev(e.per_halide, "kcal/mol")
         rows.append({
-            "step (I/Cl %)": f"{prev_pct}→{pct}",
+            "step (I/Cl %)": f"{prev_pct:g}→{pct:g}",
+            "published step": f"{pub.step[0]}→{pub.step[1]}" if pub else None,
             "x": e.x,
             "ΔE (kcal/mol)": val,
             "ΔE − ΔE(first)": val - first,
@@ -252,7 +269,7 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     mo_name = names[-1]
     if mo_name in res and res[mo_name].mo is not None:
         extra["exchanged_mo"] = res[mo_name]
-    return ScanResult("s2", rows, checks, res, summary, extra)
+    return _finish(ScanResult("s2", rows, checks, res, summary, extra), needed, opts.quick)
 
 
 # --------------------------------------------------------------------------- S3
@@ -313,7 +330,7 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     checks = {"every ordered distribution below random": bool(all(v < 0 for v in ordered))}
     extra = {"reference": ref.describe(), "model": _model_line(hs),
              "counts_equal": len({r["x"] for r in rows}) == 1, "counts": counts}
-    return ScanResult("s3", rows, checks, res, summary, extra)
+    return _finish(ScanResult("s3", rows, checks, res, summary, extra), needed, opts.quick)
 
 
 def _model_line(hs: Atoms) -> str:

@@ -7,7 +7,7 @@ from typing import Callable
 
 from hetflow.errors import InputError
 from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.workflows.recipes.exchange_scan import QUICK_CONFIG_STEPS, ScanModel, ScanResult, run_s1, run_s2, run_s3
 from hetflow.workflows.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -74,11 +74,16 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
 def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
     level = (f"{opts.method} (tblite)" if opts.level == "xtb" else "PBE (CP2K, paper preset)")
     mode = (f"quick: pristine relaxed for at most {opts.relax_steps} steps, each exchanged model relaxed for "
-            f"at most {min(25, opts.relax_steps)} steps from it (not converged: trends only)"
+            f"at most {min(QUICK_CONFIG_STEPS, opts.relax_steps)} steps from it (not converged: trends only)"
             if opts.quick else "full: warm-started relaxations of every model")
     notes = [f"hetflow level: {level}; {mode}", f"model: {r.extra.get('model', '')}",
              f"reference: {r.extra.get('reference', '')}",
              "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)"]
+    bad = r.extra.get("unconverged") or []
+    if bad and opts.quick:
+        notes.append(f"{len(bad)} relaxations stopped at their quick step cap (expected with --quick)")
+    elif bad:
+        notes.append(f"not converged (energies of these models carry that error): {', '.join(bad)}")
     if r.table == "s2" and opts.quick:
         notes.append("quick mode relaxes the exchanged models only briefly: strain changes are indicative")
     if r.table == "s3":

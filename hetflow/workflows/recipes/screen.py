@@ -54,8 +54,8 @@ DEFAULT_PAIRS = ("CsPbCl3/Pb4S3Cl2:I", "CsPbCl3/Pb4S3Cl2:Br", "CsPbBr3/Pb4S3Br2:
 
 
 def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dict]:
-    """Run the screen; returns rows ranked by |mismatch|, then N = 1 exchange preference."""
-    from hetflow.analysis.units import from_ev  # noqa: F401  (kcal/mol already in the scan rows)
+    """Run the screen; returns rows ranked by |mismatch|, then by the mean bottom-first exchange
+    energy of N = 1…5 (kcal/mol per halide)."""
     from hetflow.workflows.recipes.report import band_edge_rows
 
     rows = []
@@ -74,7 +74,7 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dic
             "ZSL area (Å²)": match.zsl[0]["match_area"] if match.zsl else None,
             "ΔE N=1 interface (kcal/mol)": ser["interface"][0], "ΔE N=1 bottom (kcal/mol)": ser["bottom"][0],
             "starts from": "bottom" if ser["bottom"][0] < ser["interface"][0] else "interface",
-            "mean ΔE N=1…5 (kcal/mol)": sum(ser["bottom"]) / 5,
+            "mean ΔE bottom N=1…5 (kcal/mol)": sum(ser["bottom"]) / 5,
             "interfacial strain (%)": r.extra.get("strain", {}).get("pristine"),
         }
         if "pristine_mo" in r.extra:
@@ -82,7 +82,8 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dic
             row["HOMO on"] = edges.get("HOMO", {}).get("dominant")
             row["LUMO on"] = edges.get("LUMO", {}).get("dominant")
         rows.append(row)
-    rows.sort(key=lambda x: (x["status"] != "done", abs(x["mismatch (%)"]), x.get("mean ΔE N=1…5 (kcal/mol)") or 0))
+    rows.sort(key=lambda x: (x["status"] != "done", abs(x["mismatch (%)"]),
+                             x.get("mean ΔE bottom N=1…5 (kcal/mol)") or 0))
     for k, row in enumerate(rows, 1):
         row["rank"] = k
     return rows

@@ -86,4 +86,6 @@ def run_zif(opts: RecipeOptions | None = None, n_units: int = 8) -> ScanResult:
     extra = {"model": f"CsPbI3 fragments of {n_units} units + Zn(Im) fragment; bulk α (2×2×2) and δ cells",
              "reference": "reaction energy E(product) − E(CsPbI3 fragment) − E(ZIF fragment)",
              "alpha_minus_delta_eV_per_unit": d_bulk, "interface_difference_eV": dd, "plots": plots}
-    return ScanResult("zif", rows, checks, res, summary, extra)
+    from hetflow.workflows.recipes.exchange_scan import _finish
+
+    return _finish(ScanResult("zif", rows, checks, res, summary, extra), wf.tasks, opts.quick)
