@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hetflow.calculators.blas import IN_WORKER_ENV, process_has
-from hetflow.errors import CalculatorError, HetflowError
+from hetflow.errors import CalculatorError
 
 log = logging.getLogger("hetflow.calculators.worker")
 
@@ -227,9 +227,7 @@ def _serve(rfd: int, wfd: int) -> None:
         try:
             value = _resolve(func)(*args, **kwargs)
             send.send(("ok", value))
-        except HetflowError as exc:
-            send.send(("err", _portable(exc)))
-        except Exception as exc:  # noqa: BLE001 - forwarded to the parent
+        except Exception as exc:  # noqa: BLE001 - forwarded to the parent (HetflowError included)
             send.send(("err", _portable(exc)))
 
 

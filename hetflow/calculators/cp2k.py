@@ -394,7 +394,7 @@ def run_cp2k(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcR
         for k, step in enumerate(steps):
             d = workdir / f"attempt-{k}"
             done = d / "result.ok"
-            inp = write_input(start, spec, d, step, wfn if step == "restart_wfn" else None)
+            write_input(start, spec, d, step, wfn if step == "restart_wfn" else None)
             if not done.exists():
                 cmd = command(s)
                 log.info("CP2K %s (%s) in %s: %s", spec.task, step, d, " ".join(cmd))

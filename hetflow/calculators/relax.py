@@ -32,7 +32,6 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
-from ase.io.trajectory import Trajectory
 
 from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
 from hetflow.errors import CalculatorError, InputError
@@ -227,19 +226,9 @@ def relax_cell(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) 
     spec = spec if spec.task == "relax" else spec.replace(task="relax")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     if spec.backend == "tblite":
-        from hetflow.calculators.blas import choose_blas
-        from hetflow.calculators.xtb import check_xtb_input
+        from hetflow.calculators.run import run_tblite
 
-        check_xtb_input(atoms, spec)
-        choice = choose_blas(spec.settings_dict)
-        if choice.use_worker:
-            from hetflow.calculators._worker import call_in_worker
-
-            res = call_in_worker(choice.preload, choice.threads, "hetflow.calculators.relax:_relax_cell_local", atoms, spec, wd)
-        else:
-            res = _relax_cell_local(atoms, spec, wd)
-        res.versions["blas"] = choice.label
-        return res
+        return run_tblite("hetflow.calculators.relax:_relax_cell_local", atoms, spec, wd)
     return _relax_cell_local(atoms, spec, wd)
 
 

@@ -62,31 +62,36 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         return run_cp2k(atoms, spec, wd)
 
     if spec.backend == "tblite":
-        from hetflow.calculators.blas import choose_blas
-        from hetflow.calculators.xtb import check_xtb_input, xtb_settings
+        from hetflow.calculators.xtb import xtb_settings
 
         xtb_settings(spec)
-        check_xtb_input(atoms, spec)  # deterministic errors before any process is started
-        choice = choose_blas(spec.settings_dict)
-        if choice.use_worker:
-            from hetflow.calculators._worker import call_in_worker
-
-            log.info("tblite %s on %s: BLAS %s, OMP_NUM_THREADS=%d",
-                     spec.method, atoms.get_chemical_formula(), choice.label, choice.threads)
-            result = call_in_worker(
-                choice.preload, choice.threads, "hetflow.calculators.run:run_local", atoms, spec, wd
-            )
-        else:
-            log.info("tblite %s on %s: BLAS %s", spec.method, atoms.get_chemical_formula(), choice.label)
-            result = run_local(atoms, spec, wd)
-        result.versions["blas"] = choice.label
-        result.extra.setdefault("threads", choice.threads)
-        return result
+        return run_tblite("hetflow.calculators.run:run_local", atoms, spec, wd)
 
     if spec.backend == "xtb-python":
         return run_local(atoms, spec, wd)
 
     raise InputError(f"unknown backend {spec.backend!r}")  # pragma: no cover - CalcSpec checks
+
+
+def run_tblite(func: str, atoms: Atoms, spec: CalcSpec, wd: Path | None) -> CalcResult:
+    """Run ``func`` ("module:function" taking (atoms, spec, workdir)) for a tblite spec: in the
+    OpenBLAS worker process when the BLAS choice asks for it, else in this process."""
+    from hetflow.calculators.blas import choose_blas
+    from hetflow.calculators.xtb import check_xtb_input
+
+    check_xtb_input(atoms, spec)  # deterministic errors before any process is started
+    choice = choose_blas(spec.settings_dict)
+    log.info("tblite %s on %s: BLAS %s, OMP_NUM_THREADS=%d",
+             spec.method, atoms.get_chemical_formula(), choice.label, choice.threads)
+    from hetflow.calculators._worker import _resolve, call_in_worker
+
+    if choice.use_worker:
+        result = call_in_worker(choice.preload, choice.threads, func, atoms, spec, wd)
+    else:
+        result = _resolve(func)(atoms, spec, wd)
+    result.versions["blas"] = choice.label
+    result.extra.setdefault("threads", choice.threads)
+    return result
 
 
 def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:

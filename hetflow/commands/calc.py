@@ -13,10 +13,8 @@ _BACKENDS = ("tblite", "xtb-python", "cp2k")
 
 
 def _read(path: str):
-    from hetflow.structures.io import read_structure
+    from hetflow.structures.io import read_structure  # raises "structure file not found: …"
 
-    if not Path(path).exists():
-        raise InputError(f"structure file {path!r} does not exist")
     return read_structure(path)
 
 

@@ -536,7 +536,6 @@ def ligand_exchange_products(
             lig_rel = zif.positions[lmask] - zif.positions[n1]
             # rest of the ZIF + the iodide on Zn
             rest_idx = np.flatnonzero(~lmask)
-            i_rel_zn = -lone * BONDS["Zn-I"]  # Zn → vacated site direction = Zn→N1 = −lone
             pv_keep = np.array([k for k in range(len(perovskite)) if k != i])
             for si in range(n_spin):
                 spin = 2 * math.pi * si / n_spin

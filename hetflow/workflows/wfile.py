@@ -22,7 +22,7 @@ Builders: ``molecule`` (ASE's G2 set, params ``names``) or ``"module:function"``
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
