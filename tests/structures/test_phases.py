@@ -59,6 +59,12 @@ def test_gamma_cspbi3_pb_i_octahedra():
     assert d[m].min() > 3.1 and d[m].max() < 3.25
 
 
+def test_gamma_cspbi3_cs_i_contacts_are_ionic():
+    """Cs–I ≥ 3.7 Å (CsI: 3.95 Å); the wrong sign of Cs y gave two contacts at 3.42 Å."""
+    atoms = get_phase("CsPbI3-gamma")
+    assert nearest(atoms, "Cs", "I") >= 3.7
+
+
 def test_delta_cspbi3_has_edge_sharing_octahedra():
     atoms = get_phase("CsPbI3-delta")
     s = np.array(atoms.get_chemical_symbols())

@@ -193,9 +193,10 @@ for _p in [
           f"α-CsPbI3 at 634 K, a = 6.2894 Å ({_ALPHA_I})", family="perovskite", aliases=("CsPbI3", "alpha-CsPbI3")),
     Phase("CsPbI3-gamma",
           lambda: _from_spacegroup("Pbnm", (8.5766, 8.8561, 12.4722), ["Pb", "Cs", "I", "I"],
-                                   [[0.5, 0, 0], [0.0051, 0.0400, 0.25], [0.5620, 0.0011, 0.25],
+                                   [[0.5, 0, 0], [0.0051, -0.0400, 0.25], [0.5620, 0.0011, 0.25],
                                     [0.1973, 0.1946, 0.0358]]),
-          "Pbnm", "γ-CsPbI3 at 293 K, Sutton et al., ACS Energy Lett. 3, 1787 (2018)",
+          "Pbnm", "γ-CsPbI3 at 293 K, Sutton et al., ACS Energy Lett. 3, 1787 (2018); Cs y = −0.0400 in the "
+          "setting of B at (½, 0, 0) (the +0.0400 sign gives Cs–I 3.42 Å)",
           family="perovskite", aliases=("gamma-CsPbI3",)),
     Phase("CsPbI3-delta",
           lambda: _from_spacegroup("Pnma", (10.458, 4.801, 17.776), ["Cs", "Pb", "I", "I", "I"],
