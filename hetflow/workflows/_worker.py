@@ -88,8 +88,11 @@ def run_task_dir(path: str | Path) -> str:
         return "done"
     td.clear_outcome()
     started = time.time()
+    from hetflow.workflows.progress import task_log
+
     try:
-        res = _run_calculation(atoms, spec, str(td.root))
+        with task_log(td.root / "worker.log"):  # not onto the controller's terminal
+            res = _run_calculation(atoms, spec, str(td.root))
     except Exception as exc:  # noqa: BLE001 - every failure becomes error.json
         write_json_atomic(td.error, {
             "name": name, "key": key, "message": f"{type(exc).__name__}: {exc}",
