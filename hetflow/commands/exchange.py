@@ -134,6 +134,13 @@ def register(app: click.Group) -> None:
                 confs += ex.alloy_patterns(atoms, fraction=0.2 if fraction is None else fraction,
                                            patterns=[x.strip() for x in s3_patterns.split(",") if x.strip()],
                                            seed=seed, target=target, source=source)
+            elif k is not None:
+                from hetflow.workflows.progress import count_progress
+
+                with count_progress(f"symmetry-distinct k={k}") as progress:
+                    confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
+                                               seed=seed, target=target, source=source, k=k,
+                                               max_configs=max_configs, progress=progress)
             else:
                 confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
                                            fraction=1.0 if fraction is None else fraction, seed=seed,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
 __all__ = ["HEARTBEAT_S", "console", "setup_logging", "progress_mode", "RunProgress", "make_progress",
-           "task_log", "counts", "format_counts"]
+           "task_log", "counts", "format_counts", "count_progress"]
 
 #: seconds between heartbeat lines of the plain progress log
 HEARTBEAT_S = 30.0
@@ -313,6 +313,49 @@ def make_progress(name: str, calc_names, enabled: bool = True, slots: int | None
     if mode == "rich":
         return RichRunProgress(name, calc_names, slots)
     return LineRunProgress(name, calc_names, slots, stream=stream, interval=interval)
+
+
+@contextmanager
+def count_progress(label: str, mode: str | None = None, stream: TextIO | None = None,
+                   interval: float | None = None):
+    """Progress of a long loop outside the engine (e.g. a symmetry-distinct enumeration):
+    yields ``callback(done, total, found)``.  A bar on a terminal; otherwise a plain line at
+    most every heartbeat interval and one at the end."""
+    mode = progress_mode() if mode is None else mode
+    if mode == "off":
+        yield lambda done, total, found: None
+        return
+    if mode == "rich":
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TextColumn("{task.description}"), console=console(), transient=True)
+        with _rich_logging(), bar:
+            tid = bar.add_task("", total=None)
+
+            def cb(done: int, total: int, found: int) -> None:
+                bar.update(tid, completed=done, total=total, description=f"{found} distinct")
+
+            yield cb
+        return
+    every = heartbeat_interval() if interval is None else float(interval)
+    state = {"last": time.monotonic(), "t0": time.monotonic(), "final": None}
+
+    def line(done: int, total: int, found: int) -> None:
+        out = stream or sys.stdout
+        out.write(f"{time.strftime('%H:%M:%S')} {label} [{_hms(time.monotonic() - state['t0'])}] "
+                  f"{done}/{total} examined, {found} distinct\n")
+        out.flush()
+
+    def cb(done: int, total: int, found: int) -> None:
+        state["final"] = (done, total, found)
+        if time.monotonic() - state["last"] >= every:
+            line(done, total, found)
+            state["last"] = time.monotonic()
+
+    yield cb
+    if state["final"] is not None:
+        line(*state["final"])
 
 
 # --------------------------------------------------------------------------- worker side
