@@ -19,7 +19,8 @@ model side by side; within the energy window (default HOMO − 2 eV … LUMO + 2
 is a horizontal line split left to right into segments whose lengths are its domain
 fractions (chalcohalide grey, CsPbCl3 blue, CsPbI3 red; negative Mulliken fractions drawn
 as 0 and the rest renormalised); HOMO and LUMO are drawn thicker and labelled with their
-energies, the gap is marked with an arrow and its value.
+energies, the gap is shaded and its value printed between them (with an arrow when it is wide
+enough to draw one).
 """
 
 from __future__ import annotations
@@ -350,15 +351,23 @@ def level_diagram_figure(models: Sequence[LevelModel], *, level: str = "",
                     ax.plot([x0, x0 + w], [e[i], e[i]], "-", color=cols[g], lw=2.4 if edge else 1.1,
                             solid_capstyle="butt", gid=f"level:{i}:{g}")
                 x0 += w
-        ax.text(1.02, e_h, f"HOMO {e_h:.2f} eV", fontsize=6.5, va="top", ha="left", gid="homo")
-        if e_l is not None:
-            ax.text(1.02, e_l, f"LUMO {e_l:.2f} eV", fontsize=6.5, va="bottom", ha="left", gid="lumo")
-            ax.axhspan(e_h, e_l, color="0.93", zorder=0)
-            ax.annotate("", xy=(0.5, e_l), xytext=(0.5, e_h), arrowprops=dict(arrowstyle="<->", lw=0.8))
-            ax.text(0.53, (e_h + e_l) / 2, f"gap {e_l - e_h:.2f} eV", fontsize=7, va="center", ha="left", gid="gap")
+        # labels right of the levels, kept ≥ 4 % of the axis apart however small the gap
+        sep = 0.04 * (hi - lo)
+        if e_l is None:
+            ax.text(1.02, e_h, f"HOMO {e_h:.2f} eV", fontsize=6.5, va="center", ha="left", gid="homo")
+        else:
+            mid = 0.5 * (e_h + e_l)
+            y_h, y_l = min(e_h, mid - sep), max(e_l, mid + sep)
+            ax.text(1.02, y_h, f"HOMO {e_h:.2f} eV", fontsize=6.5, va="center", ha="left", gid="homo")
+            ax.text(1.02, y_l, f"LUMO {e_l:.2f} eV", fontsize=6.5, va="center", ha="left", gid="lumo")
+            ax.text(1.02, mid, f"gap {e_l - e_h:.2f} eV", fontsize=6.5, va="center", ha="left",
+                    fontweight="bold", gid="gap")
+            ax.axhspan(e_h, e_l, color="0.90", zorder=0)
+            if e_l - e_h > sep:
+                ax.annotate("", xy=(0.5, e_l), xytext=(0.5, e_h), arrowprops=dict(arrowstyle="<->", lw=0.8))
         state = "" if m.converged is None else ("\nconverged" if m.converged else "\nNOT converged")
         ax.set_title(f"{m.label}{state}", fontsize=8, color="k" if m.converged is not False else UNCONVERGED_COLOUR)
-        ax.set_xlim(-0.03, 1.55)
+        ax.set_xlim(-0.03, 1.65)
         ax.set_xticks([0, 1], ["0", "1"], fontsize=6)
         ax.set_xlabel("domain fraction", fontsize=7)
         ax.set_ylim(lo, hi)
