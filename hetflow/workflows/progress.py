@@ -368,15 +368,21 @@ def task_log(path: str | Path, level: int = logging.INFO) -> Iterator[Path]:
     terminal with a live progress bar on it."""
     path = Path(path)
     logger = logging.getLogger(_LOGGER)
-    old = logger.level
+    old = (logger.level, logger.propagate, list(logger.handlers))
     handler = logging.FileHandler(path, encoding="utf-8", delay=True)  # no file unless something is logged
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(level)
+    for h in old[2]:  # e.g. a console handler of a CLI run in this process: the file only
+        logger.removeHandler(h)
     logger.addHandler(handler)
     logger.setLevel(min(level, logger.level) if logger.level else level)
+    logger.propagate = False
     try:
         yield path
     finally:
         logger.removeHandler(handler)
         handler.close()
-        logger.setLevel(old)
+        for h in old[2]:
+            logger.addHandler(h)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]

@@ -112,6 +112,7 @@ def test_rich_bar_prints_log_records_above_it(monkeypatch):
 
     buf = io.StringIO()
     monkeypatch.setattr(progress, "_console", Console(file=buf, force_terminal=True, width=120))
+    monkeypatch.setattr(logging.getLogger("hetflow"), "handlers", [])  # as for a Python-API user
     log = logging.getLogger("hetflow.test")
     p = make_progress("s1", [f"t{i}" for i in range(10)], mode="rich", slots=2)
     p.update({f"t{i}": "running" for i in range(10)})
@@ -125,6 +126,10 @@ def test_rich_bar_prints_log_records_above_it(monkeypatch):
 
 
 def test_task_log_keeps_worker_records_off_stderr(tmp_path, capfd):
+    from hetflow.workflows.progress import setup_logging
+
+    lg = setup_logging(0)  # a console handler on stderr, as after `hetflow …` in this process
+    before = list(lg.handlers)
     with task_log(tmp_path / "worker.log"):
         logging.getLogger("hetflow.calculators.relax").info("relaxation not converged after 3 steps")
         logging.getLogger("hetflow.calculators.xtb").warning("SCF recovery step")
@@ -132,6 +137,10 @@ def test_task_log_keeps_worker_records_off_stderr(tmp_path, capfd):
     assert "SCF recovery" not in err
     text = (tmp_path / "worker.log").read_text()
     assert "INFO hetflow.calculators.relax: relaxation not converged" in text and "WARNING" in text
+    assert lg.handlers == before  # restored
+    for h in before:
+        lg.removeHandler(h)
+    lg.setLevel(logging.NOTSET)
 
 
 def test_unconverged_relaxation_logs_at_info(caplog):
