@@ -177,9 +177,9 @@ class Engine:
         self._inflight: dict[str, str] = {}
         from hetflow.workflows.progress import make_progress
 
+        self.ex.open(self.workdir)
         self._progress = make_progress(self.wf.name, [n for n in self.order if isinstance(self.wf.task(n), CalcTask)],
                                        enabled=self.progress, slots=getattr(self.ex, "workers", None))
-        self.ex.open(self.workdir)
         try:
             self._loop()
         finally:
