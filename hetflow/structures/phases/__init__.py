@@ -1,7 +1,7 @@
 """Phase registry: name → periodic :class:`ase.Atoms`, with source and citation.
 
 Every bundled phase is built from its space group and Wyckoff positions (see
-``../shared/PHASES.md``) with :meth:`pymatgen.core.Structure.from_spacegroup`; derived phases
+``docs/PHASES.md``) with :meth:`pymatgen.core.Structure.from_spacegroup`; derived phases
 say what they are derived from and how.  Users can add phases from CIF files with
 :func:`register_cif`.
 
@@ -225,7 +225,7 @@ for _p in [
     Phase("CsPbCl3", _cubic_perovskite("Pb", "Cl", 5.605), "Pm-3m",
           "cubic setting used for CsPbCl3 NCs, a = 5.605 Å (Moreira & Dias)", family="perovskite"),
     Phase("CsPbBr3", _cubic_perovskite("Pb", "Br", 5.874), "Pm-3m",
-          "cubic high-T CsPbBr3, a = 5.874 Å (PHASES.md; check against a primary source)", family="perovskite"),
+          "cubic high-T CsPbBr3, a = 5.874 Å (docs/PHASES.md; check against a primary source)", family="perovskite"),
     Phase("CsPbI3-alpha", _cubic_perovskite("Pb", "I", 6.2894), "Pm-3m",
           f"α-CsPbI3 at 634 K, a = 6.2894 Å ({_ALPHA_I})", family="perovskite", aliases=("CsPbI3", "alpha-CsPbI3")),
     Phase("CsPbI3-gamma",
