@@ -52,6 +52,11 @@ MIN_DISTANCE = 1.8
 #: minimum number of perovskite atomic layers (so that 5 can be exchanged)
 MIN_PEROVSKITE_LAYERS = 6
 
+#: the model that fills the paper's non-periodic 52 × 68 × 52 Å box (Livakas et al.) with vacuum:
+#: a 5 × 5 × 5 perovskite (11 layers, 28 Å) on three b/2 chalcohalide blocks, stacked along the
+#: 68 Å edge — see :func:`paper_scale_model`
+PAPER_SCALE = {"size": (5, 5, 5), "partner_cells": 3, "box": (52.0, 52.0, 68.0)}
+
 
 
 def lattice_mismatch(a_perovskite: float, a_partner: float) -> float:
@@ -463,6 +468,25 @@ def build_heterostructure(
         termination=term, partner_removed_ions=len(removed),
         counts=model_counts(hs),
     )
+    return hs
+
+
+def paper_scale_model(perovskite: str = "CsPbCl3", partner: str = "Pb4S3Cl2", registry: Registry | dict | None = None,
+                      scorer: RegistryScorer | None = None) -> Atoms:
+    """The paper-scale NC heterostructure (:data:`PAPER_SCALE`) centred in the 52 × 52 × 68 Å box
+    (x, y in plane, z the stacking axis; pbc False), ``info["box_vacuum"]`` = the smallest gap
+    (Å) between the model and a box face.  For CP2K PBE on a cluster (the recipes'
+    ``--level pbe``); ≈ 1.5 × 10³ atoms."""
+    hs = build_heterostructure(perovskite, partner, size=PAPER_SCALE["size"], partner_cells=PAPER_SCALE["partner_cells"],
+                               registry=registry, scorer=scorer)
+    box = np.array(PAPER_SCALE["box"])
+    hs.set_cell(np.diag(box))
+    hs.positions += box / 2 - 0.5 * (hs.positions.min(axis=0) + hs.positions.max(axis=0))
+    gaps = np.minimum(hs.positions.min(axis=0), box - hs.positions.max(axis=0))
+    if (gaps < 5.0).any():
+        raise StructureError(f"the paper-scale model does not fit the 52 × 52 × 68 Å box with 5 Å vacuum (gaps {gaps})")
+    hs.pbc = False
+    hs.info.update(kind="nc_heterostructure_paper_scale", box=box.tolist(), box_vacuum=float(gaps.min()))
     return hs
 
 

@@ -246,10 +246,11 @@ for _p in [
           family="chalcohalide"),
     Phase("Pb4S3Cl2", _bundled_cif("Pb4S3Cl2.cif"), "Pnma",
           "derived as in Toso et al., Nat. Commun. 13, 3976 (2022) ('adapting the Pb4S3Br2 structure'): "
-          "Pb4S3Br2 (Toso et al. 2020) with Br→Cl, ions and cell relaxed with CHGNet (PBE level)",
+          "Pb4S3Br2 (Toso et al. 2020) with Br→Cl; cell relaxed with CHGNet (PBE level), ions with GFN1-xTB",
           family="chalcohalide", derived_from="Pb4S3Br2",
           derivation=("Br→Cl in Pb4S3Br2, cell first scaled so that mean(a, c)/√2 = 5.73 Å (Pb4S3Cl2-scaled), then "
-                      "ions and cell relaxed with CHGNet to 0.005 eV/Å and symmetrised to Pnma "
+                      "ions and cell relaxed with CHGNet to 0.005 eV/Å, then the ions at that cell with periodic "
+                      "GFN1-xTB (2×1×2 supercell) to 0.01 eV/Å, symmetrised to Pnma "
                       "(hetflow.workflows.recipes.derive_phase; data/Pb4S3Cl2.cif)")),
     Phase("Pb4S3Cl2-scaled", _pb4s3cl2, "Pnma",
           "starting point of the Pb4S3Cl2 derivation (Toso et al., Nat. Commun. 13, 3976 (2022): "

@@ -7,7 +7,8 @@ from typing import Callable
 
 from hetflow.errors import InputError
 from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import QUICK_CONFIG_STEPS, ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.workflows.recipes.common import level_name
+from hetflow.workflows.recipes.exchange_scan import ScanModel, ScanResult, run_s1, run_s2, run_s3
 from hetflow.workflows.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -60,6 +61,17 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
             continue
         notes = _notes(r, opts)
         paths = write_table_report(r, Path(opts.outdir), TITLES[t], notes)
+        if r.extra.get("strain_rows"):
+            from hetflow.analysis.energetics import markdown_table
+
+            with paths["md"].open("a") as fh:
+                fh.write("\n## Interfacial strain (mean |Pb–Pb strain| of the interfacial perovskite layer vs the "
+                         "standalone NC)\n\n" + markdown_table(r.extra["strain_rows"]) + "\n")
+        if r.extra.get("normalisation"):
+            with paths["md"].open("a") as fh:
+                fh.write("\n## Normalisation\n\nThe paper: \"all energies are normalized to the number of exchanged "
+                         "halide ions\". Stepwise = the step N−1 → N per halide exchanged in it; cumulative = "
+                         f"pristine → N per halide exchanged so far. {r.extra['normalisation']}.\n")
         for key in ("pristine_mo", "exchanged_mo"):
             if key in r.extra:
                 with paths["md"].open("a") as fh:
@@ -72,24 +84,27 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
 
 
 def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
-    level = (f"{opts.method} (tblite)" if opts.level == "xtb" else "PBE (CP2K, paper preset)")
-    mode = (f"quick: pristine relaxed for at most {opts.relax_steps} steps, each exchanged model relaxed for "
-            f"at most {min(QUICK_CONFIG_STEPS, opts.relax_steps)} steps from it (not converged: trends only)"
-            if opts.quick else "full: warm-started relaxations of every model")
-    notes = [f"hetflow level: {level}; {mode}", f"model: {r.extra.get('model', '')}",
+    mode = (f"quick: smaller faithful model, every relaxation converged to fmax {opts.relax_fmax} eV/Å"
+            if opts.quick else f"full: every relaxation converged to fmax {opts.relax_fmax} eV/Å")
+    pre = f"; pre-relaxed with {opts.prerelax} (energies are the target level's own)" if opts.prerelax else ""
+    notes = [f"hetflow level: {level_name(opts)}; {mode}; {opts.optimizer}, warm-started from each parent{pre}",
+             f"model: {r.extra.get('model', '')}",
              f"reference: {r.extra.get('reference', '')}",
-             "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)"]
+             "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)",
+             "gate: a number is shown only when every relaxation behind it converged; fmax and force calls "
+             "are those of the row's relaxation(s)"]
     bad = r.extra.get("unconverged") or []
-    if bad and opts.quick:
-        notes.append(f"{len(bad)} relaxations stopped at their quick step cap (expected with --quick)")
-    elif bad:
-        notes.append(f"not converged (energies of these models carry that error): {', '.join(bad)}")
-    if r.table == "s2" and opts.quick:
-        notes.append("quick mode relaxes the exchanged models only briefly: strain changes are indicative")
+    if bad:
+        notes.append(f"not converged — their rows show no number and their checks are not assessed: {', '.join(bad)}")
     if r.table == "s3":
         c = r.extra.get("counts", {})
         notes.append(f"each distribution exchanges {c.get('n_target')} of the {c.get('n_remaining')} halides "
                      f"left in the perovskite of model (d)" + (f" — {c['count_note']}" if c.get("count_note") else ""))
         if not r.extra.get("counts_equal", True):
             notes.append("the four distributions exchange different numbers of halides (see x)")
+        seeds = r.extra.get("random_seeds") or {}
+        if seeds:
+            notes.append("random: mean of " + ", ".join(f"{k.rsplit('-', 1)[-1]} "
+                                                        f"{'—' if v is None else f'{v:.2f}'}" for k, v in seeds.items())
+                         + " kcal/mol")
     return notes
