@@ -39,6 +39,13 @@ def test_prerelaxed_gfn1_ends_at_its_own_minimum(tiny_nc, tmp_path):
     stage1 = json.loads((tmp_path / "prerelax" / "checkpoint.json").read_text())
     assert np.abs(np.asarray(stage1["positions"]) - tiny_nc.positions).max() > 0.05
     assert np.array_equal(r.atoms.arrays["domain"], tiny_nc.arrays["domain"])
+    # what the workflow store records as provenance
+    from hetflow.workflows._worker import result_payload
+
+    prov = result_payload("nc", "k", r, 0.0, 1.0)["provenance"]
+    assert prov["force_calls"] == r.force_calls
+    assert prov["prerelax"]["force_calls"] == pre["force_calls"]
+    assert prov["prerelax"]["fmax_reached"] == pre["fmax_reached"]
 
 
 def test_prerelax_spec_fields_and_key():
