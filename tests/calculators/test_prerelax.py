@@ -123,3 +123,24 @@ def test_killed_in_stage_two_resumes_in_stage_two(cluster, tmp_path):
     assert r.force_calls > killed["force_calls"]
     sp = run_calculation(r.atoms, CalcSpec(method="GFN1-xTB", settings={"threads": 1}))
     assert r.energy == pytest.approx(sp.energy, abs=1e-6)
+
+
+def test_workflow_file_accepts_prerelax_and_mlip_levels(tmp_path):
+    from hetflow.errors import WorkflowError
+    from hetflow.workflows.wfile import load_workflow_file
+
+    p = tmp_path / "wf.yaml"
+    p.write_text("""
+spec: {method: GFN1-xTB, task: relax}
+structures:
+  - {builder: molecule, params: {names: [H2O]}}
+  - {name: H2O_pre, from: H2O, spec: {prerelax: CHGNet}}
+  - {name: H2O_mlip, from: H2O, spec: {backend: sevennet, method: 7net-0}}
+""")
+    try:
+        wf = load_workflow_file(p)
+    except WorkflowError as exc:  # pragma: no cover - the assertion below explains
+        pytest.fail(str(exc))
+    assert wf.workflow.task("H2O").spec.prerelax is None
+    assert wf.workflow.task("H2O_pre").spec.prerelax == "chgnet"
+    assert wf.workflow.task("H2O_mlip").spec.backend == "sevennet"
