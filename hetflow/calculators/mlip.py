@@ -68,7 +68,7 @@ CUTOFF: dict[str, float] = {"CHGNet-0.3.0": 6.0, "7net-0": 5.0}
 #: Highest atomic number CHGNet 0.3.0 has an embedding for (its training set: H–Pu).
 CHGNET_MAX_Z = 94
 
-_KNOWN = {"vacuum", "threads", "freeze", "optimizer_kwargs", "trajectory_every"}
+_KNOWN = {"vacuum", "threads", "freeze", "optimizer_kwargs"}
 
 _MODELS: dict[str, Any] = {}
 _MODELS_LOCK = threading.Lock()

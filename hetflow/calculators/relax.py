@@ -257,7 +257,9 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
             work.cell = np.asarray(data["cell"], dtype=float)
             prior_steps = int(data["steps"])
             prior_calls = int(data.get("force_calls", 0))
-            prior_converged = bool(data.get("converged", False))
+            # converged to *this* spec's fmax (a rerun asking for a tighter fmax goes on stepping)
+            prior_converged = bool(data.get("converged")) and data.get("fmax") is not None \
+                and float(data["fmax"]) < spec.fmax
             log.info("resuming relaxation in %s after %d steps (%d force calls)", wd, prior_steps, prior_calls)
         n = len(list(wd.glob("relax.*.traj"))) + 1
         traj_path = str(wd / f"relax.{n}.traj")

@@ -91,6 +91,8 @@ def test_force_calls_add_up_over_restarts(cluster, tmp_path, counted):
     assert counted[2].calls == 1 and third.opt_steps == second.opt_steps
     assert third.force_calls == second.force_calls + 1
     assert third.energy == pytest.approx(second.energy, abs=1e-6)
+    tighter = run_calculation(cluster, spec.replace(max_steps=300, fmax=0.01), tmp_path)  # goes on stepping
+    assert tighter.converged and tighter.extra["fmax_reached"] < 0.01 and tighter.opt_steps > third.opt_steps
 
 
 def test_optimizer_kwargs_and_refusals(tiny_nc):
