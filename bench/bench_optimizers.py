@@ -147,8 +147,8 @@ def main(argv=None) -> int:
         spread = max(r["energy_eV"] for r in ok) - best["energy_eV"]
     else:
         spread = None
-    print(f"\n   | run | converged | target force calls | steps | prerelax calls | wall (s) | E (eV) | "
-          f"ΔE to lowest (eV) | RMSD to lowest (Å) |\n   |---|---|---|---|---|---|---|---|---|")
+    print("\n   | run | converged | target force calls | steps | prerelax calls | wall (s) | E (eV) | "
+          "ΔE to lowest (eV) | RMSD to lowest (Å) |\n   |---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pc = "–" if r["prerelax_force_calls"] is None else str(r["prerelax_force_calls"])
         de = "–" if "dE_to_lowest_eV" not in r else f"{r['dE_to_lowest_eV']:+.3f}"

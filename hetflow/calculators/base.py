@@ -143,9 +143,9 @@ class CalcSpec:
                 raise InputError(f"prerelax {name!r} is the target backend itself; drop prerelax")
         mlips = [b for b in (self.backend, self.prerelax) if b in MLIP_BACKENDS]
         for b in mlips:
-            if int(self.charge) != 0:
+            if self.charge != 0:
                 raise InputError(f"{b} cannot model charged systems (charge={self.charge}); use an xTB or cp2k backend")
-            if int(self.multiplicity) != 1:
+            if self.multiplicity != 1:
                 raise InputError(
                     f"{b} cannot model spin (multiplicity={self.multiplicity}); use an xTB or cp2k backend"
                 )
