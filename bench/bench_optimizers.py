@@ -15,12 +15,14 @@ large step budget, through ``run_calculation`` in a fresh workdir.  Prints a tab
   basin, is not better;
 - the spread (max − min) of the final energies of the converged runs.
 
-Only converged runs count as results; an unconverged run says so.  Ratios are within one run
+PreconLBFGS runs with ``--precon`` (default ``Exp``; ASE's own ``auto`` silently disables the
+preconditioner below 100 atoms, which makes it LBFGS with a line search).  Only converged runs
+count as results; an unconverged run says so.  Ratios are within one run
 (same load for every row); wall times depend on the machine's load, force calls do not.
 
     python bench/bench_optimizers.py MODEL.extxyz --method GFN1-xTB [--backend tblite]
         [--fmax 0.05] [--max-steps 2000] [--optimizers FIRE LBFGS PreconLBFGS Sella]
-        [--prerelax chgnet | --no-prerelax] [--threads 2] [--name optimizers]
+        [--prerelax chgnet | --no-prerelax] [--precon Exp|auto] [--threads 2] [--name optimizers]
     python bench/bench_optimizers.py --quick       # 2×2×2 CsPbCl3 NC (64 atoms), GFN1-xTB, ≈ 5 min
 
 Run it under ``flock /tmp/hetflow-heavy.lock`` on a shared machine.
@@ -87,6 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS))
     p.add_argument("--prerelax", default="chgnet")
     p.add_argument("--no-prerelax", action="store_true", help="cold runs only")
+    p.add_argument("--precon", default="Exp",
+                   help="PreconLBFGS preconditioner (ASE's 'auto' switches it off below 100 atoms)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("HETFLOW_THREADS") or 2))
     p.add_argument("--name", default=None, help="results file name (default optimizers[_quick])")
     a = p.parse_args(argv)
@@ -123,10 +127,11 @@ def main(argv=None) -> int:
     quiet.setLevel(logging.ERROR)  # the 1-step warm-up relaxations are unconverged on purpose
     t0 = time.perf_counter()
     for opt in a.optimizers:
-        run_calculation(atoms, base.replace(optimizer=opt, max_steps=1))
+        kw = {"optimizer_kwargs": {"precon": a.precon}} if opt == "PreconLBFGS" and a.precon != "auto" else {}
+        run_calculation(atoms, base.replace(optimizer=opt, max_steps=1, settings=kw))
         if not a.no_prerelax:
             run_calculation(atoms, CalcSpec(backend=a.prerelax, task="relax", optimizer=opt, max_steps=1,
-                                            periodic=base.periodic))
+                                            periodic=base.periodic, settings=kw))
     quiet.setLevel(level)
     print(f"   warm-up (start-up of workers, imports, model loading; not in the table): "
           f"{time.perf_counter() - t0:.1f} s", flush=True)
@@ -134,6 +139,8 @@ def main(argv=None) -> int:
     rows = []
     for opt in a.optimizers:
         spec = base.replace(optimizer=opt)
+        if opt == "PreconLBFGS" and a.precon != "auto":
+            spec = spec.with_settings(optimizer_kwargs={"precon": a.precon})
         rows.append(run_one(atoms, spec, f"{opt} cold"))
         if not a.no_prerelax:
             rows.append(run_one(atoms, spec.replace(prerelax=a.prerelax), f"{opt} + {a.prerelax}"))
@@ -164,7 +171,7 @@ def main(argv=None) -> int:
     path = save(name, {
         "model": source, "natoms": len(atoms), "formula": atoms.get_chemical_formula(),
         "backend": base.backend, "method": base.method, "fmax": a.fmax, "max_steps": a.max_steps,
-        "threads": a.threads, "prerelax": None if a.no_prerelax else a.prerelax,
+        "threads": a.threads, "precon": a.precon, "prerelax": None if a.no_prerelax else a.prerelax,
         "rows": rows, "energy_spread_eV": spread, "machine_at_start": m,
     })
     print(f"   wrote {path}")
