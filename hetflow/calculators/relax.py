@@ -317,8 +317,9 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     if hasattr(calc.engine, "threads"):
         extra["threads"] = calc.engine.threads
     if not converged:
-        log.warning("relaxation not converged: fmax %.3g eV/Å > %.3g after %d steps, %d force calls",
-                    fmax_reached, spec.fmax, prior_steps + opt.nsteps, force_calls)
+        # an expected outcome (step caps), recorded in converged=False: INFO, not WARNING
+        log.info("relaxation not converged: fmax %.3g eV/Å > %.3g after %d steps, %d force calls",
+                 fmax_reached, spec.fmax, prior_steps + opt.nsteps, force_calls)
     return CalcResult(
         energy=energy, forces=forces, atoms=out, converged=converged, spec=spec,
         scf_steps=calc.scf_steps or None, opt_steps=prior_steps + opt.nsteps,
