@@ -53,7 +53,10 @@ def result_payload(name: str, key: str, res, started: float, ended: float,
         "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
         or os.environ.get("LSB_JOBID"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "force_calls": getattr(res, "force_calls", None),
     }
+    if res.extra.get("prerelax"):
+        prov["prerelax"] = dict(res.extra["prerelax"])  # the MLIP stage: model, force calls, final fmax
     return {
         "name": name,
         "key": key,

@@ -53,3 +53,24 @@ def test_errors_are_one_line(cluster, tmp_path):
         r = CliRunner().invoke(app, ["calc", "single-point", f, *args])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output
         assert len([x for x in r.output.splitlines() if x.startswith("error:")]) == 1
+
+
+def test_relax_with_prerelax_and_mlip_errors(tiny_nc, tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    f = _write(tiny_nc, tmp_path / "nc.extxyz")
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["calc", "relax", f, "--prerelax", "chgnet", "--optimizer", "LBFGS",
+                                 "-o", str(tmp_path / "r.extxyz"), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["converged"] and data["force_calls"] >= data["opt_steps"] + 1
+    assert data["prerelax"]["method"] == "CHGNet-0.3.0" and data["spec"]["prerelax"] == "chgnet"
+    assert "prerelax     CHGNet-0.3.0:" in r.output and "force calls" in r.output
+    for args, msg in ((["--backend", "chgnet", "--charge", "1"], "chgnet cannot model charged systems"),
+                      (["--optimizer", "Sella", "--set", 'optimizer_kwargs={"internal": true}'],
+                       "Sella with internal=True is not supported")):
+        r = CliRunner().invoke(app, ["calc", "relax", f, *args])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output
+        assert len([x for x in r.output.splitlines() if x.startswith("error:")]) == 1
