@@ -6,7 +6,7 @@ import click
 
 
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
-          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False):
+          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None):
     from hetflow.workflows.recipes.common import RecipeOptions
 
     ex_opts = {}
@@ -19,6 +19,11 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
         ex_opts = {k: v for k, v in (("partition", partition), ("account", account), ("walltime", walltime),
                                      ("threads", threads)) if v}
         ex_opts["detached"] = not wait
+        ex_opts["pack"] = pack or 1  # packing executor: also chains warm starts behind their parents
+    elif pack:
+        from hetflow.errors import InputError
+
+        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
     return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
                          executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
                          optimizer=optimizer)
@@ -37,6 +42,9 @@ def _common(f):
         click.option("--threads", type=int, default=None, help="Threads per worker / job."),
         click.option("--partition", default=None), click.option("--account", default=None),
         click.option("--walltime", default=None, help="Scheduler walltime, e.g. 04:00:00."),
+        click.option("--pack", type=int, default=None,
+                     help="With a scheduler: tasks per batch allocation (warm-started chains are submitted "
+                          "behind their parents' jobs, so they proceed with the controller detached)."),
         click.option("--wait/--detach", default=False,
                      help="With a scheduler: stay attached until every job ended (default: submit what is "
                           "ready and return; run again to collect and submit the next steps)."),
@@ -58,7 +66,7 @@ def register(app: click.Group) -> None:
     @click.argument("tables", nargs=-1, required=True)
     @_common
     def reproduce_cmd(tables, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                      walltime, wait, reference, seed, fmax, max_steps, optimizer):
+                      walltime, pack, wait, reference, seed, fmax, max_steps, optimizer):
         """Reproduce Tables S1–S3 and the ZIF study: TABLES = s1 s2 s3 zif | all.
 
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
@@ -68,7 +76,7 @@ def register(app: click.Group) -> None:
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait)
+                     max_steps, partition, account, walltime, optimizer, wait, pack)
         reproduce(tabs, opts, echo=click.echo)
 
     @app.command("screen")
@@ -77,7 +85,7 @@ def register(app: click.Group) -> None:
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF phase first (repeatable).")
     @_common
     def screen_cmd(pairs, cifs, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                   walltime, wait, reference, seed, fmax, max_steps, optimizer):
+                   walltime, pack, wait, reference, seed, fmax, max_steps, optimizer):
         """Rank interfaces: epitaxial match, S1 exchange scan, interfacial strain, band-edge localisation.
 
         Writes OUTDIR/screen.md and screen.csv."""
@@ -92,7 +100,7 @@ def register(app: click.Group) -> None:
             register_cif(c)
         parsed = [ScreenPair.parse(p) for p in (pairs or DEFAULT_PAIRS)]
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait)
+                     max_steps, partition, account, walltime, optimizer, wait, pack)
         rows = screen(parsed, opts, echo=click.echo)
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)

@@ -214,6 +214,9 @@ class Engine:
                 self._bar.update(self._bar_id, description=f"{running} running")
             if not any(s == "running" for s in self.state.values()):
                 return
+            presubmit = getattr(self.ex, "presubmit", None)  # scheduler-side chains (workflows.packing)
+            if presubmit is not None:
+                presubmit(self)
             events = self.ex.wait(0 if self.ex.detached else self.poll)
             for ev in events:
                 self._on_event(ev)
