@@ -277,7 +277,8 @@ def build_input_tree(atoms: Atoms, spec: CalcSpec, attempt: str = "requested",
     glob: dict[str, Any] = {"project_name": PROJECT, "run_type": "GEO_OPT" if spec.task == "relax" else "ENERGY_FORCE",
                             "print_level": "MEDIUM"}
     if walltime is not None:
-        glob["walltime"] = float(round(walltime))
+        secs = max(1, int(walltime))
+        glob["walltime"] = f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"  # HH:MM:SS
     tree: dict[str, Any] = {
         "+global": glob,
         "+force_eval": [{
@@ -552,6 +553,11 @@ def _collect(workdir: Path, last: int, result: CalcResult, run: _Run, step: str,
         scf_total += rst.scf_iterations(text)
         geo_total += rst.geo_steps(text)
     result.extra["restarts"] = restarts
+    warn = rst.warnings(_out_text(workdir / f"attempt-{last}"))
+    if warn:
+        result.extra["cp2k_warnings"] = warn
+        for w in warn:
+            log.warning("CP2K warning: %s", w)
     result.extra["scf_iterations_total"] = scf_total
     if result.spec.task == "relax":
         result.opt_steps = geo_total

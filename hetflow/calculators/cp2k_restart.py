@@ -79,9 +79,27 @@ def scf_iterations(text: str) -> int:
 
 
 def geo_steps(text: str) -> int:
-    """Completed geometry-optimisation steps in an output."""
+    """Completed geometry-optimisation steps in an output (CP2K prints ``OPTIMIZATION STEP: n``
+    when step n starts; it is complete once the run ended normally or step n + 1 started)."""
     it = re.findall(r"OPTIMIZATION STEP:\s+(\d+)", text)
-    return int(it[-1]) - 1 if it else 0
+    if not it:
+        return 0
+    ended = ("GEOMETRY OPTIMIZATION COMPLETED" in text or "MAXIMUM NUMBER OF OPTIMIZATION STEPS" in text)
+    return int(it[-1]) - (0 if ended else 1)
+
+
+def warnings(text: str) -> list[str]:
+    """CP2K's ``*** WARNING in file:line :: message ***`` lines, deduplicated, in order."""
+    out: list[str] = []
+    for m in re.finditer(r"\*\*\* WARNING in (\S+) :: (.*?)\*\*\*[ \t]*\n((?:[ \t]*\*\*\* (?!WARNING in).*?\*\*\*[ \t]*\n)*)",
+                         text):
+        more = " ".join(x.strip(" *") for x in m.group(3).splitlines())
+        msg = re.sub(r"\s+", " ", f"{m.group(2)} {more}").strip() + f" ({m.group(1)})"
+        if "number of MPI ranks" in msg:  # DBCSR's performance hint on 2 ranks, not about the result
+            continue
+        if msg not in out:
+            out.append(msg)
+    return out
 
 
 @dataclass

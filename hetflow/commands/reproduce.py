@@ -10,6 +10,10 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
     from hetflow.workflows.recipes.common import RecipeOptions
 
     ex_opts = {}
+    if executor == "local" and pack:
+        from hetflow.errors import InputError
+
+        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
     if executor == "local":
         if workers:
             ex_opts["workers"] = workers
@@ -20,10 +24,6 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
                                      ("threads", threads)) if v}
         ex_opts["detached"] = not wait
         ex_opts["pack"] = pack or 1  # packing executor: also chains warm starts behind their parents
-    elif pack:
-        from hetflow.errors import InputError
-
-        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
     return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
                          executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
                          optimizer=optimizer)
