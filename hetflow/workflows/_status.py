@@ -62,8 +62,6 @@ def collect_status(workdir: str | Path, lines: int = 5):
         job = jobs.get(name, "")
         td = TaskDir(workdir / t["dir"]) if t.get("dir") else None
         where = _allocation(td, infos.get(name, {})) if td is not None else ""
-        if where:
-            msg = f"{where}; {msg}" if msg else where
         if name in chained and td is not None:
             after = ",".join(infos[name].get("after") or [])
             if td.result.exists():
@@ -78,7 +76,10 @@ def collect_status(workdir: str | Path, lines: int = 5):
                     state = live[job].lower()
                 else:
                     state, msg = "vanished", "job left the queue without a result (rerun submit to resubmit)"
-        rows.append((name, state, job, (t.get("key") or "")[:12], msg.splitlines()[0] if msg else ""))
+        msg = msg.splitlines()[0] if msg else ""
+        if where:
+            msg = f"{where}; {msg}" if msg else where
+        rows.append((name, state, job, (t.get("key") or "")[:12], msg))
         if td is not None and state in ("failed", "vanished"):
             info = td.job_info()
             block = [f"--- {name} ({state})"]
