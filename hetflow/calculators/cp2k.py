@@ -521,8 +521,10 @@ def _attempt(d: Path, k: int, step: str, start: Atoms, wfn: str | None, run: _Ru
                                      "its restart files")
         if proc.returncode != 0 and not _scf_failed(text):
             msg = _abort_message(text + proc.stdout + proc.stderr)
-            if not msg and proc.returncode < 0:
-                msg = f"killed by signal {-proc.returncode}; running it again resumes from its restart files"
+            sig = -proc.returncode if proc.returncode < 0 else proc.returncode - 128 if proc.returncode > 128 else 0
+            if not msg and sig in (9, 15):  # SIGKILL (out of memory, scheduler) / SIGTERM
+                msg = (f"killed by signal {sig} ({'SIGKILL: out of memory or the scheduler' if sig == 9 else 'SIGTERM'}) "
+                       f"after {rst.scf_iterations(text)} SCF iterations; running it again resumes from its restart files")
             raise CalculatorError(f"CP2K failed in {d}: {msg or f'exit status {proc.returncode}'}")
         try:
             result = parse_output(d, start, spec)

@@ -137,3 +137,20 @@ def test_walltime_stop_is_resumed_without_counting_as_a_loss(tmp_path, slurm_env
     info = json.loads((tmp_path / "w" / "tasks" / "w" / "job.json").read_text())
     assert [x["message"] for x in info["restarts"]] == [
         "FakeCalculator: stop 1 of 2 requested by settings", "FakeCalculator: stop 2 of 2 requested by settings"]
+
+
+def test_bad_pack_values_are_one_line_errors(tmp_path):
+    """Validated before anything is written or submitted (no Slurm needed)."""
+    from click.testing import CliRunner
+
+    from hetflow.cli import app
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: t\nspec: {backend: fake, method: LJ}\nstructures:\n  - {builder: molecule, params: {names: [H2O]}}\n")
+    for args, needle in ((["--pack", "0"], "pack must be a positive integer, got 0"),
+                         (["--pack", "2", "--slots", "3"], "slots (3) cannot exceed pack (2)")):
+        r = CliRunner().invoke(app, ["submit", str(wf), "--scheduler", "slurm", *args])
+        assert r.exit_code == 2 and r.output.strip() == f"error: {needle}", r.output
+    assert not (tmp_path / "wf-work").exists()
+    r = CliRunner().invoke(app, ["reproduce", "s1", "--quick", "--pack", "4", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.output.strip() == "error: --pack needs a scheduler: --executor slurm|pbs|lsf"
