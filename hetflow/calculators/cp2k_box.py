@@ -42,7 +42,7 @@ from ase import Atoms
 from hetflow.errors import InputError
 
 #: Å of valence density counted beyond the outermost nuclei for the MT/ANALYTIC size rules
-DENSITY_TAIL = 3.0
+DENSITY_TAIL = 3.5
 #: smallest vacuum (Å) between the nuclei and an explicit box face
 MIN_VACUUM = 2.0
 SOLVERS = ("auto", "WAVELET", "MT", "ANALYTIC")
