@@ -11,6 +11,7 @@
   killed, node lost, walltime) is *vanished*: its stdout/stderr tails are recorded in
   ``job.json`` and it is resubmitted up to ``max_retries``.  ``detached=True`` submits and
   returns; running the controller again later adopts live jobs and ingests finished ones.
+  Many tasks per allocation and scheduler-side chains: :mod:`hetflow.workflows.packing`.
 """
 
 from __future__ import annotations
@@ -279,6 +280,9 @@ class BatchExecutor:
         return msg
 
     def submit(self, name: str, td: TaskDir) -> None:
+        from hetflow.workflows.packing import precheck_task
+
+        precheck_task(td)  # CP2K inputs: cp2k.psmp --check before sbatch
         script = td.root / "job.sh"
         script.write_text(render_job(self.kind, self.res, name, td.root.resolve()))
         for f in (td.stdout, td.stderr):
