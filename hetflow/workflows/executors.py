@@ -280,7 +280,7 @@ class BatchExecutor:
         return msg
 
     def submit(self, name: str, td: TaskDir) -> None:
-        from hetflow.workflows.packing import precheck_task
+        from hetflow.workflows._precheck import precheck_task
 
         precheck_task(td)  # CP2K inputs: cp2k.psmp --check before sbatch
         script = td.root / "job.sh"
