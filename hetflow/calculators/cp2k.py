@@ -687,11 +687,12 @@ def _forces_blocks(text: str) -> list[np.ndarray]:
 
 
 def _last_xyz_frame(path: Path, template: Atoms) -> Atoms:
-    from ase.io import read
-
-    frame = read(str(path), index=-1)
+    """``template`` with the positions of the last *complete* frame of a CP2K XYZ trajectory
+    (a frame cut off by a kill is skipped); the template itself when there is none."""
+    pos = rst.last_frame_positions(path, len(template))
     out = template.copy()
-    out.positions = frame.positions
+    if pos is not None:
+        out.positions = pos
     return out
 
 

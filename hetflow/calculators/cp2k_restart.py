@@ -143,6 +143,32 @@ def _frames(path: Path) -> int:
     return n
 
 
+def last_frame_positions(path: Path, natoms: int):
+    """Positions (Å) of the last complete frame with ``natoms`` atoms in an XYZ file, or None."""
+    import numpy as np
+
+    if not path.exists():
+        return None
+    lines = path.read_text(errors="replace").splitlines()
+    last, i = None, 0
+    while i < len(lines):
+        try:
+            nat = int(lines[i].split()[0])
+        except (ValueError, IndexError):
+            break
+        block = lines[i + 2:i + 2 + nat]
+        if len(block) < nat:
+            break
+        try:
+            xyz = np.array([[float(v) for v in ln.split()[1:4]] for ln in block])
+        except ValueError:
+            break
+        if nat == natoms and xyz.shape == (natoms, 3):
+            last = xyz
+        i += 2 + nat
+    return last
+
+
 def segments(attempt: Path) -> list[Segment]:
     """Archived segments of an attempt, oldest first."""
     out = []
