@@ -471,20 +471,24 @@ class _Run:
 
 
 def _resume_point(d: Path, k: int, start: Atoms, wfn: str | None, run: _Run,
-                  why: str | None = None) -> tuple[Atoms, str | None]:
-    """Archive an interrupted run of attempt ``k`` and return where to resume from."""
-    seg = rst.archive_segment(d, why)
-    run.geo_used += seg.geo_steps
+                  why: str | None = None, archive: bool = True) -> tuple[Atoms, str | None]:
+    """Where to resume attempt ``k`` from: its last segment (archived first from the
+    interrupted run's files when ``archive``) — last trajectory frame and wavefunction."""
+    seg = rst.archive_segment(d, why) if archive else rst.segments(d)[-1]
     geo_txt, wfn_txt = "the attempt's start geometry", "its start guess"
-    if run.spec.task == "relax" and seg.frames:
-        start = _last_xyz_frame(seg.trajectory, start)
-        geo_txt = f"frame {seg.frames} of {seg.trajectory.relative_to(d.parent)}"
-    if seg.has_wfn:
-        wfn = str(seg.wfn)
-        wfn_txt = f"{seg.wfn.relative_to(d.parent)} (SCF_GUESS RESTART)"
-    run.note(f"cp2k: attempt-{k} resumed after {seg.reason} (segment {seg.index}: "
-             f"{seg.scf_iterations} SCF iterations, {seg.geo_steps} geometry steps done) "
-             f"from {geo_txt} and {wfn_txt}")
+    if run.spec.task == "relax":
+        frames = [g for g in rst.segments(d) if g.frames]
+        if frames:
+            start = _last_xyz_frame(frames[-1].trajectory, start)
+            geo_txt = f"frame {frames[-1].frames} of {frames[-1].trajectory.relative_to(d.parent)}"
+    wfns = [g for g in rst.segments(d) if g.has_wfn]
+    if wfns:
+        wfn = str(wfns[-1].wfn)
+        wfn_txt = f"{wfns[-1].wfn.relative_to(d.parent)} (SCF_GUESS RESTART)"
+    if archive:
+        run.note(f"cp2k: attempt-{k} resumed after {seg.reason} (segment {seg.index}: "
+                 f"{seg.scf_iterations} SCF iterations, {seg.geo_steps} geometry steps done) "
+                 f"from {geo_txt} and {wfn_txt}")
     return start, wfn
 
 
@@ -501,13 +505,17 @@ def _attempt(d: Path, k: int, step: str, start: Atoms, wfn: str | None, run: _Ru
             except CalculatorError as exc:
                 if any(g.reason.startswith("truncated") for g in rst.segments(d)):
                     raise
+                walltime = rst.cp2k_walltime()  # before touching any file: CalculationStopped
                 done.unlink()
                 start, wfn = _resume_point(d, k, start, wfn, run, "truncated output of a finished run "
                                            f"({str(exc).split(': ', 1)[-1]})")
-        elif (d / f"{PROJECT}.out").exists():
-            start, wfn = _resume_point(d, k, start, wfn, run)
-        budget = int(spec.max_steps) - run.geo_used
-        walltime = rst.cp2k_walltime()  # CalculationStopped when too little time is left
+        else:
+            walltime = rst.cp2k_walltime()  # before touching any file: CalculationStopped
+            if (d / f"{PROJECT}.out").exists():
+                start, wfn = _resume_point(d, k, start, wfn, run)
+            elif rst.segments(d):  # archived earlier, not rerun since
+                start, wfn = _resume_point(d, k, start, wfn, run, archive=False)
+        budget = int(spec.max_steps) - run.geo_used - sum(g.geo_steps for g in rst.segments(d))
         inp = write_input(start, spec, d, step, wfn, walltime, max(1, budget) if spec.task == "relax" else None)
         check_input_with_cp2k(inp, s)
         cmd = command(s)
@@ -599,7 +607,7 @@ def run_cp2k(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcR
                 result = _attempt(d, k, step, start, wfn, run)
             except ConvergenceError as exc:
                 text = _out_text(d)
-                run.geo_used += rst.geo_steps(text)
+                run.geo_used += rst.geo_steps(text) + sum(g.geo_steps for g in rst.segments(d))
                 restart = d / f"{PROJECT}-RESTART.wfn"
                 wfn = str(restart) if _wfn_ok(restart) else wfn
                 geo = d / f"{PROJECT}-pos-1.xyz"
