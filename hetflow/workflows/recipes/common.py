@@ -36,7 +36,9 @@ class RecipeOptions:
     outdir: where tables, plots, the store (results.db) and the work directory go.
     store: result store location (SQLite path or postgresql:// URL); default outdir/results.db.
     executor: "local", "slurm", "pbs" or "lsf"; executor_options go to
-        :func:`hetflow.workflows.executors.make_executor`.
+        :func:`hetflow.workflows.executors.make_executor` (with a scheduler, ``{"pack": N}``
+        runs N calculations per allocation and chains warm starts behind their parents' jobs:
+        :mod:`hetflow.workflows.packing`).
     fmax: relaxation threshold, eV/Å (None: 0.05, quick 0.1).
     max_steps: optimiser step cap for relaxations (None: 400, quick 40).
     optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS).
