@@ -212,7 +212,10 @@ def scf_section(step: str, s: dict[str, Any], natoms: int, restart: bool) -> dic
         step in ("requested", "restart_wfn") and s["scf"] == "diagonalization")
     max_scf = int(s["max_scf"]) * (3 if step == "more_steps" else 1)
     scf: dict[str, Any] = {"max_scf": max_scf, "eps_scf": float(s["eps_scf"]),
-                           "scf_guess": "RESTART" if restart else "ATOMIC"}
+                           "scf_guess": "RESTART" if restart else "ATOMIC",
+                           # the wavefunction after every SCF step (CP2K 2023.1 default: every 20th,
+                           # input_cp2k_dft.F), so that a killed run resumes from where it was
+                           "+print": {"+restart": {"+each": {"qs_scf": 1}, "backup_copies": 1}}}
     if diag:
         scf["added_mos"] = int(s["nlumo"]) if step != "smearing" else max(int(s["nlumo"]), int(0.2 * natoms) + 10)
         scf["+diagonalization"] = {"_": True, "algorithm": "STANDARD"}

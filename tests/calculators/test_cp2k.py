@@ -127,6 +127,7 @@ def test_scf_ladder_is_energy_neutral_unless_asked(cluster):
                                wfn_restart="/x/hetflow-RESTART.wfn")
     scf = diag["+force_eval"][0]["+dft"]["+scf"]
     assert "+ot" not in scf and "+smear" not in scf and scf["scf_guess"] == "RESTART"
+    assert scf["+print"]["+restart"]["+each"]["qs_scf"] == 1  # wavefunction kept after every SCF step
     assert diag["+force_eval"][0]["+dft"]["wfn_restart_file_name"] == "/x/hetflow-RESTART.wfn"
     more, _ = build_input_tree(cluster, CalcSpec(backend="cp2k", method="PBE"), attempt="more_steps")
     assert more["+force_eval"][0]["+dft"]["+scf"]["max_scf"] == 150 and "+smear" not in more["+force_eval"][0]["+dft"]["+scf"]
@@ -278,7 +279,8 @@ def test_run_killed_mid_scf_resumes_from_its_restart_files(pbcl2_run, tmp_path):
     half = max(3, fresh.scf_steps // 2)
     t0 = time.time()
     while time.time() - t0 < 600 and proc.poll() is None:
-        if out.exists() and scf_iterations(out.read_text(errors="replace")) >= half:
+        if out.exists() and scf_iterations(out.read_text(errors="replace")) >= half \
+                and (wd / "attempt-0" / "hetflow-RESTART.wfn").exists():
             break
         time.sleep(0.5)
     assert proc.poll() is None, "the run ended before it could be killed"
