@@ -154,3 +154,20 @@ def test_bad_pack_values_are_one_line_errors(tmp_path):
     assert not (tmp_path / "wf-work").exists()
     r = CliRunner().invoke(app, ["reproduce", "s1", "--quick", "--pack", "4", "-o", str(tmp_path / "o")])
     assert r.exit_code == 2 and r.output.strip() == "error: --pack needs a scheduler: --executor slurm|pbs|lsf"
+
+
+def test_cli_submit_pack_and_status_show_the_allocation(tmp_path, slurm_env):
+    from click.testing import CliRunner
+
+    from hetflow.cli import app
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: cli\nspec: {backend: fake, method: LJ}\n"
+                  "structures:\n  - {builder: molecule, params: {names: [H2O, NH3, CH4]}}\n"
+                  "executor: {type: slurm, walltime: 5}\n")
+    r = CliRunner().invoke(app, ["submit", str(wf), "--pack", "3", "--wait", "--poll", "0.5"])
+    assert r.exit_code == 0 and "cli: 0 cached, 3 run" in r.output, r.output
+    r = CliRunner().invoke(app, ["status", str(wf)])
+    lines = [ln for ln in r.output.splitlines() if ln.startswith(("H2O", "NH3", "CH4"))]
+    assert len(lines) == 3 and len({ln.split()[2] for ln in lines}) == 1  # one allocation
+    assert all("pack-0001 task " in ln and ", exit 0" in ln for ln in lines), r.output
