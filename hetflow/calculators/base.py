@@ -179,7 +179,10 @@ class MOData:
     overlap: (nao, nao) AO overlap matrix, or None.
     ao_atom: (nao,) index of the atom each AO sits on, or None.
     projections: optional mapping group name → (nmo,) fraction of each MO on that group
-        (what CP2K's ``&LDOS`` lists give).
+        (what CP2K's ``&LDOS`` lists give, or the stored domain fractions of a summary).
+    data_file: path of the ``.npz`` holding the full data (:mod:`hetflow.calculators.mo_io`)
+        when this is a summary read from JSON or the store (then coefficients/overlap are
+        None); :meth:`full` loads it.
     """
 
     eigenvalues: np.ndarray
@@ -188,6 +191,13 @@ class MOData:
     overlap: np.ndarray | None = None
     ao_atom: np.ndarray | None = None
     projections: dict[str, np.ndarray] | None = None
+    data_file: str | None = None
+
+    def full(self) -> "MOData":
+        """This MO data with coefficients and overlap (loaded from ``data_file`` if needed)."""
+        from hetflow.calculators.mo_io import load_full
+
+        return load_full(self)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -200,6 +210,8 @@ class MOData:
                 out[name] = np.asarray(v).tolist()
         if self.projections is not None:
             out["projections"] = {k: np.asarray(v).tolist() for k, v in self.projections.items()}
+        if self.data_file is not None:
+            out["data_file"] = self.data_file
         return out
 
     @classmethod
@@ -213,6 +225,7 @@ class MOData:
             overlap=arr("overlap"),
             ao_atom=None if d.get("ao_atom") is None else np.asarray(d["ao_atom"], dtype=int),
             projections=None if proj is None else {k: np.asarray(v) for k, v in proj.items()},
+            data_file=d.get("data_file"),
         )
 
 

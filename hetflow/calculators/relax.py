@@ -206,7 +206,8 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
         extra["trajectory"] = sorted(str(p) for p in Path(workdir).glob("relax.*.traj"))
         extra["resumed_from_step"] = prior_steps
     if not geo_converged:
-        log.warning("relaxation not converged to fmax %.3g eV/Å after %d steps", spec.fmax, prior_steps + opt.nsteps)
+        # an expected outcome (step caps), recorded in converged=False: INFO, not WARNING
+        log.info("relaxation not converged to fmax %.3g eV/Å after %d steps", spec.fmax, prior_steps + opt.nsteps)
     return CalcResult(
         energy=energy, forces=forces, atoms=out, converged=geo_converged, spec=spec,
         scf_steps=calc.scf_steps or None, opt_steps=prior_steps + opt.nsteps,

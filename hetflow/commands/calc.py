@@ -59,7 +59,9 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
         import numpy as np
 
         click.echo(f"max force    {float(np.linalg.norm(res.forces, axis=1).max()):.4f} eV/Å")
-    click.echo(f"converged    {res.converged}  (SCF iterations {res.scf_steps}, optimiser steps {res.opt_steps})")
+    counts = [f"{what} {n}" for what, n in (("SCF iterations", res.scf_steps), ("optimiser steps", res.opt_steps))
+              if n is not None]
+    click.echo(f"converged    {res.converged}" + (f"  ({', '.join(counts)})" if counts else ""))
     for r in res.recovery:
         click.echo(f"recovery     {r}")
     if "blas" in res.versions:
@@ -73,17 +75,31 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
             click.echo(f"HOMO–LUMO    {gap:.3f} eV")
     click.echo(f"wall time    {res.wall_time:.1f} s")
     if json_out:
+        mo_ref, npz = None, None
+        if res.mo is not None:
+            mo_ref, npz = _write_mo(res, Path(json_out))
         data = {"energy_eV": res.energy, "converged": res.converged, "scf_steps": res.scf_steps,
                 "opt_steps": res.opt_steps, "recovery": res.recovery, "versions": res.versions,
                 "spec": res.spec.to_dict(), "wall_time_s": res.wall_time,
                 "forces_eV_per_A": res.forces.tolist() if res.forces is not None else None,
-                "mo": res.mo.to_dict() if res.mo is not None else None}
+                "mo": mo_ref}
         Path(json_out).write_text(json.dumps(data, indent=1))
-        click.echo(f"wrote {json_out}")
+        click.echo(f"wrote {json_out}" + (f" and {npz} (MO coefficients and overlap)" if npz else ""))
     if structure_out:
         from hetflow.structures.io import write_structure
 
         click.echo(f"wrote {write_structure(res.atoms, structure_out)}")
+
+
+def _write_mo(res, json_path: Path) -> tuple[dict, Path]:
+    """MO data beside the JSON file: ``<stem>.mo.npz`` (full C and S, float32) and the JSON
+    reference (eigenvalues, occupations, domain fractions, the npz's name relative to the JSON
+    file).  Read back with ``hetflow.calculators.mo_io.read_mo_npz``."""
+    from hetflow.calculators.mo_io import mo_reference, write_mo_npz
+    from hetflow.workflows.mo_files import summary_fractions
+
+    npz = write_mo_npz(res.mo, json_path.with_name(json_path.stem + ".mo.npz"))
+    return mo_reference(res.mo, npz.name, summary_fractions(res.mo, res.atoms)), npz
 
 
 def register(app: click.Group) -> None:
@@ -94,7 +110,8 @@ def register(app: click.Group) -> None:
     @calc.command("single-point")
     @click.argument("file")
     @_common
-    @click.option("--mo", is_flag=True, help="Also compute MO data (HOMO–LUMO gap printed; full data in --json).")
+    @click.option("--mo", is_flag=True, help="Also compute MO data (HOMO–LUMO gap printed; with --json the orbital energies go "
+                       "into the JSON and C, S into <stem>.mo.npz beside it).")
     @click.option("--workdir", default=None, help="Directory for CP2K files (default: temporary).")
     @click.option("--json", "json_out", default=None, help="Write the result as JSON here.")
     def single_point(file, backend, method, charge, multiplicity, periodic, settings, mo, workdir, json_out):

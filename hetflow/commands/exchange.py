@@ -51,6 +51,34 @@ def _row(atoms, path: Path) -> dict:
     return row
 
 
+def _prepare_outdir(out: Path, force: bool) -> list[str]:
+    """Refuse a non-empty ``out`` unless ``force``; with ``force`` remove the files a previous
+    ``build exchange`` wrote there (those its index.json lists, and the index itself), so the
+    new index matches the folder.  Returns the names of other files left in place."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} is a file")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return []
+    if not force:
+        raise InputError(f"output folder {out} is not empty ({len(entries)} entries); choose another "
+                         f"-o/--outdir or add --force to replace the previous run's files")
+    owned = {"index.json", "index.csv"}
+    try:
+        rows = json.loads((out / "index.json").read_text())
+        owned |= {Path(str(r["file"])).name for r in rows if isinstance(r, dict) and r.get("file")}
+    except (OSError, ValueError, TypeError):
+        pass
+    left = []
+    for name in entries:
+        p = out / name
+        if name in owned and p.is_file():
+            p.unlink()
+        else:
+            left.append(name)
+    return left
+
+
 def register(app: click.Group) -> None:
     if "build" not in app.commands:  # pragma: no cover - guarded by COMMAND_MODULES order
         raise RuntimeError("hetflow.commands.exchange must be registered after 'build'")
@@ -76,13 +104,20 @@ def register(app: click.Group) -> None:
     @click.option("--max-configs", type=int, default=50, show_default=True, help="custom --k: at most this many.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("-o", "--outdir", default="exchange", show_default=True)
+    @click.option("--force", is_flag=True, help="Write into a non-empty output folder, removing the files a "
+                  "previous build exchange listed in its index.json.")
     def build_exchange(structure, patterns, target, source, n_max, start, fractions, fraction, s3_patterns,
-                       layers, domain, k, max_configs, seed, outdir) -> None:
+                       layers, domain, k, max_configs, seed, outdir, force) -> None:
         """Exchange configurations of a labelled heterostructure: one extxyz per configuration
-        plus index.json / index.csv."""
+        plus index.json / index.csv.  The output folder must be empty (or new) unless --force."""
         from hetflow.structures import exchange as ex
         from hetflow.structures.io import read_structure, write_structure
 
+        out = Path(outdir)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"output folder {out} is a file")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            _prepare_outdir(out, False)  # raises the one-line error before any work is done
         atoms = read_structure(structure)
         for p in patterns:
             if p not in ex.PATTERNS:
@@ -99,11 +134,18 @@ def register(app: click.Group) -> None:
                 confs += ex.alloy_patterns(atoms, fraction=0.2 if fraction is None else fraction,
                                            patterns=[x.strip() for x in s3_patterns.split(",") if x.strip()],
                                            seed=seed, target=target, source=source)
+            elif k is not None:
+                from hetflow.workflows.progress import count_progress
+
+                with count_progress(f"symmetry-distinct k={k}") as progress:
+                    confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
+                                               seed=seed, target=target, source=source, k=k,
+                                               max_configs=max_configs, progress=progress)
             else:
                 confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
                                            fraction=1.0 if fraction is None else fraction, seed=seed,
                                            target=target, source=source, k=k, max_configs=max_configs)
-        out = Path(outdir)
+        left = _prepare_outdir(out, force)
         out.mkdir(parents=True, exist_ok=True)
         pristine = atoms.copy()
         pristine.info = dict(atoms.info, name=atoms.info.get("name", "pristine"))
@@ -119,6 +161,9 @@ def register(app: click.Group) -> None:
         for p in _write_index(rows, out):
             click.echo(f"wrote {p}")
         click.echo(f"{len(rows)} structures ({len(rows) - 1} exchange configurations) in {out}/")
+        if left:
+            click.echo(f"note: {len(left)} entries in {out}/ were not written by build exchange and were left: "
+                       + ", ".join(left[:5]) + (" …" if len(left) > 5 else ""))
         for r in rows:
             click.echo(f"  {r['name']:<22} parent {str(r.get('parent', '-')):<20} "
                        f"+{r.get('n_exchanged_step', 0):<4} total {r.get('n_exchanged_total', 0)}")

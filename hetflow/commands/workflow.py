@@ -51,7 +51,8 @@ def register(app: click.Group) -> None:
     @click.option("--workers", type=int, help="Worker processes (default: cores // threads).")
     @click.option("--threads", type=int, help="Threads per worker (OMP_NUM_THREADS, default 1).")
     @click.option("--max-retries", type=int, help="Resubmissions of a task whose worker died.")
-    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+    @click.option("--progress/--no-progress", default=None,
+                  help="Progress display (default on: a bar on a terminal, a line per task and heartbeats otherwise).")
     def run_cmd(workflow, workers, threads, max_retries, progress):
         """Run WORKFLOW (YAML) attached: on this machine (local pool), or on a Dask cluster when
         the file says executor: {type: dask, …}; finished tasks are taken from the store."""
@@ -64,7 +65,7 @@ def register(app: click.Group) -> None:
             opts = dict(wfile.executor)
         wfile.executor = opts
         ex = wfile.make_executor(workers=workers, threads=threads, max_retries=max_retries)
-        show = sys.stderr.isatty() if progress is None else progress
+        show = True if progress is None else progress  # a bar on a terminal, plain lines otherwise
         summary = wfile.workflow.run(wfile.make_store(), ex, workdir=str(wfile.workdir), progress=show)
         _print_summary(summary, wfile)
         if not summary.ok:

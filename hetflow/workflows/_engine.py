@@ -59,8 +59,8 @@ class Engine:
         if state in ("failed",):
             self.summary.failed += 1
             self.summary.failures[name] = message
-        if self._bar is not None and isinstance(self.wf.task(name), CalcTask):
-            self._bar.advance(self._bar_id)
+        if isinstance(self.wf.task(name), CalcTask):
+            self._progress.finished(name, state, message, self.results.get(name))
 
     def _ingest(self, name: str, payload: dict, recovered: bool) -> None:
         td = TaskDir.for_task(self.workdir, name)
@@ -175,23 +175,16 @@ class Engine:
             raise WorkflowError(f"cannot create work directory {self.workdir}: {exc.strerror or exc}") from None
         self.state = {n: "pending" for n in self.order}
         self._inflight: dict[str, str] = {}
-        self._bar = None
-        ncalc = sum(isinstance(self.wf.task(n), CalcTask) for n in self.order)
-        progress_ctx = None
-        if self.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from hetflow.workflows.progress import make_progress
 
-            progress_ctx = Progress(TextColumn(f"[bold]{self.wf.name}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
-            self._bar = progress_ctx.__enter__()
-            self._bar_id = self._bar.add_task("", total=ncalc)
         self.ex.open(self.workdir)
+        self._progress = make_progress(self.wf.name, [n for n in self.order if isinstance(self.wf.task(n), CalcTask)],
+                                       enabled=self.progress, slots=getattr(self.ex, "workers", None))
         try:
             self._loop()
         finally:
             self.ex.close()
-            if progress_ctx is not None:
-                progress_ctx.__exit__(None, None, None)
+            self._progress.close()
         self.summary.pending = sum(s in ("running", "pending") for s in self.state.values())
         self._write_manifest()
         return self.summary
@@ -209,9 +202,7 @@ class Engine:
                             self._finish(n, "failed", str(exc))
                             changed = True
             self._write_manifest()
-            if self._bar is not None:
-                running = sum(s == "running" for s in self.state.values())
-                self._bar.update(self._bar_id, description=f"{running} running")
+            self._progress.update(self.state)
             if not any(s == "running" for s in self.state.values()):
                 return
             presubmit = getattr(self.ex, "presubmit", None)  # scheduler-side chains (workflows.packing)

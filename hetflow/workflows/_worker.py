@@ -39,8 +39,10 @@ def _run_calculation(atoms, spec, workdir):
     return run_calculation(atoms, spec, workdir=workdir)
 
 
-def result_payload(name: str, key: str, res, started: float, ended: float) -> dict[str, Any]:
-    """JSON-serialisable form of a CalcResult plus provenance."""
+def result_payload(name: str, key: str, res, started: float, ended: float,
+                   mo_dir: Path | None = None) -> dict[str, Any]:
+    """JSON-serialisable form of a CalcResult plus provenance.  With ``mo_dir`` the MO data
+    go to ``mo_dir/mo-<key>.npz`` and the payload keeps a reference (:mod:`hetflow.workflows.mo_files`)."""
     prov = {
         "versions": _versions() | dict(res.versions),
         "host": socket.gethostname(),
@@ -63,10 +65,16 @@ def result_payload(name: str, key: str, res, started: float, ended: float) -> di
         "scf_steps": res.scf_steps,
         "opt_steps": res.opt_steps,
         "wall_time": float(res.wall_time),
-        "mo": None if res.mo is None else res.mo.to_dict(),
+        "mo": None if res.mo is None else (res.mo.to_dict() if mo_dir is None else _mo_ref(res, mo_dir, key)),
         "extra": res.extra,
         "provenance": prov,
     }
+
+
+def _mo_ref(res, mo_dir: Path, key: str) -> dict[str, Any]:
+    from hetflow.workflows.mo_files import externalise_mo, mo_file_name
+
+    return externalise_mo(res.mo, res.atoms, mo_dir, mo_file_name(key))
 
 
 def run_task_dir(path: str | Path) -> str:
@@ -88,8 +96,11 @@ def run_task_dir(path: str | Path) -> str:
         return "done"
     td.clear_outcome()
     started = time.time()
+    from hetflow.workflows.progress import task_log
+
     try:
-        res = _run_calculation(atoms, spec, str(td.root))
+        with task_log(td.root / "worker.log"):  # not onto the controller's terminal
+            res = _run_calculation(atoms, spec, str(td.root))
     except CalculationStopped as exc:
         write_json_atomic(td.root / "stopped.json", {
             "name": name, "key": key, "message": str(exc), "host": socket.gethostname(),
@@ -103,7 +114,7 @@ def run_task_dir(path: str | Path) -> str:
             "start": started, "end": time.time(),
         })
         return "failed"
-    write_json_atomic(td.result, result_payload(name, key, res, started, time.time()))
+    write_json_atomic(td.result, result_payload(name, key, res, started, time.time(), mo_dir=td.root))
     return "done"
 
 

@@ -23,6 +23,19 @@ def test_single_point_and_json(cluster, tmp_path):
     data = json.loads(out.read_text())
     assert data["converged"] and data["energy_eV"] < 0 and len(data["forces_eV_per_A"]) == len(cluster)
     assert "HOMO–LUMO" in r.output and "BLAS" in r.output
+    assert "optimiser steps" not in r.output and "None" not in r.output  # a single point has no optimiser
+    # MO data: orbital energies and domain fractions in the JSON, C and S in the npz beside it
+    mo = data["mo"]
+    assert "coefficients" not in mo and "overlap" not in mo
+    assert mo["data_file"] == "sp.mo.npz" and (tmp_path / "sp.mo.npz").exists()
+    assert set(mo["projections"]) == {"CsPbCl3"} and mo["gap_eV"] > 0
+    from hetflow.calculators import MOData
+
+    full = MOData.from_dict(mo)
+    from hetflow.calculators.mo_io import load_full
+
+    full = load_full(full, base=tmp_path)
+    assert full.coefficients.shape == (mo["nao"], mo["nmo"])
 
 
 def test_cp2k_input_command(cluster, tmp_path):

@@ -211,13 +211,14 @@ def s2_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms,
     pool of interfacial chalcohalide halides is small, so 20 % steps are rounded)."""
     hs = model.build("s2", opts.quick)
     wf = Workflow("s2")
-    _base_tasks(wf, hs, model, opts)
+    _base_tasks(wf, hs, model, opts, want_mo=True)  # pristine-mo: first panel of the level diagram
     configs = interfacial_series(hs, seed=opts.seed, target=model.target)
     if opts.quick:
         names = _chain(wf, configs, opts)
     else:
         bottom = _chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
         names = _chain(wf, configs, opts, first_parent=bottom[-1])
+    wf.add_calc(f"{names[0]}-mo", None, make_spec(opts, want_mo=True), start_from=names[0])  # model (d)
     names.append(wf.add_calc(f"{names[-1]}-mo", None, make_spec(opts, want_mo=True), start_from=names[-1]))
     return wf, hs, names, [float(c.info["fraction_actual"]) for c in configs[1:]]
 
@@ -269,6 +270,12 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     mo_name = names[-1]
     if mo_name in res and res[mo_name].mo is not None:
         extra["exchanged_mo"] = res[mo_name]
+    # Figure 6: pristine, partially (model d) and fully exchanged side by side (report.plot_result)
+    extra["level_models"] = [(label, res[n], res.get(parent)) for label, n, parent in
+                             (("pristine", "pristine-mo", "pristine"),
+                              ("partially exchanged (model d)", f"{chain_names[0]}-mo", chain_names[0]),
+                              ("fully exchanged", mo_name, chain_names[-1]))
+                             if n in res and res[n].mo is not None]
     return _finish(ScanResult("s2", rows, checks, res, summary, extra), needed, opts.quick)
 
 
