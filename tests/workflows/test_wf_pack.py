@@ -59,6 +59,7 @@ def test_pack_runs_six_tasks_in_two_allocations(tmp_path, slurm_env):
     assert packs == ["pack-0001", "pack-0002"]
     info = json.loads((tmp_path / "w" / "tasks" / "NH3" / "job.json").read_text())
     assert info["pack"] == "pack-0001" and info["pack_index"] == 3 and info["pack_size"] == 3
+    assert _queue_empty(30)  # results are ingested as they appear; the launcher then records the exit
     alloc = json.loads((tmp_path / "w" / "tasks" / "NH3" / "allocation.json").read_text())
     assert alloc["job_id"] == info["job_id"] and alloc["exit"] == 0 and alloc["slot"] == 1
     rows_s, _, _ = collect_status(tmp_path / "w")
@@ -167,6 +168,7 @@ def test_cli_submit_pack_and_status_show_the_allocation(tmp_path, slurm_env):
                   "executor: {type: slurm, walltime: 5}\n")
     r = CliRunner().invoke(app, ["submit", str(wf), "--pack", "3", "--wait", "--poll", "0.5"])
     assert r.exit_code == 0 and "cli: 0 cached, 3 run" in r.output, r.output
+    assert _queue_empty(30)
     r = CliRunner().invoke(app, ["status", str(wf)])
     lines = [ln for ln in r.output.splitlines() if ln.startswith(("H2O", "NH3", "CH4"))]
     assert len(lines) == 3 and len({ln.split()[2] for ln in lines}) == 1  # one allocation
