@@ -37,3 +37,8 @@ class ConvergenceError(CalculatorError):
 
 class WorkflowError(HetflowError):
     """A workflow definition or execution problem (cycle, bad YAML, store, scheduler)."""
+
+
+class CalculationStopped(CalculatorError):
+    """A calculation stopped before its end on purpose (walltime reached) with its restart
+    files in place: not a failure — resubmitting the task resumes it."""

@@ -6,10 +6,15 @@ import click
 
 
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
-          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, prerelax=None, mlip="chgnet"):
+          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None, prerelax=None,
+          mlip="chgnet"):
     from hetflow.workflows.recipes.common import RecipeOptions
 
     ex_opts = {}
+    if executor == "local" and pack:
+        from hetflow.errors import InputError
+
+        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
     if executor == "local":
         if workers:
             ex_opts["workers"] = workers
@@ -19,6 +24,7 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
         ex_opts = {k: v for k, v in (("partition", partition), ("account", account), ("walltime", walltime),
                                      ("threads", threads)) if v}
         ex_opts["detached"] = not wait
+        ex_opts["pack"] = pack or 1  # packing executor: also chains warm starts behind their parents
     return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
                          executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
                          optimizer=optimizer, prerelax=prerelax, mlip=mlip)
@@ -43,6 +49,9 @@ def _common(f):
         click.option("--threads", type=int, default=None, help="Threads per worker / job."),
         click.option("--partition", default=None), click.option("--account", default=None),
         click.option("--walltime", default=None, help="Scheduler walltime, e.g. 04:00:00."),
+        click.option("--pack", type=int, default=None,
+                     help="With a scheduler: tasks per batch allocation (warm-started chains are submitted "
+                          "behind their parents' jobs, so they proceed with the controller detached)."),
         click.option("--wait/--detach", default=False,
                      help="With a scheduler: stay attached until every job ended (default: submit what is "
                           "ready and return; run again to collect and submit the next steps)."),
@@ -66,7 +75,7 @@ def register(app: click.Group) -> None:
     @click.argument("tables", nargs=-1, required=True)
     @_common
     def reproduce_cmd(tables, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                      walltime, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
+                      walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
         """Reproduce Tables S1–S3 and the ZIF study: TABLES = s1 s2 s3 zif | all.
 
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
@@ -76,7 +85,7 @@ def register(app: click.Group) -> None:
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait, prerelax, mlip)
+                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
         reproduce(tabs, opts, echo=click.echo)
 
     @app.command("screen")
@@ -85,7 +94,7 @@ def register(app: click.Group) -> None:
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF phase first (repeatable).")
     @_common
     def screen_cmd(pairs, cifs, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                   walltime, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
+                   walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
         """Rank interfaces: epitaxial match, S1 exchange scan, interfacial strain, band-edge localisation.
 
         Writes OUTDIR/screen.md and screen.csv."""
@@ -100,7 +109,7 @@ def register(app: click.Group) -> None:
             register_cif(c)
         parsed = [ScreenPair.parse(p) for p in (pairs or DEFAULT_PAIRS)]
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait, prerelax, mlip)
+                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
         rows = screen(parsed, opts, echo=click.echo)
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)

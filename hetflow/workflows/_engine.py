@@ -205,6 +205,9 @@ class Engine:
             self._progress.update(self.state)
             if not any(s == "running" for s in self.state.values()):
                 return
+            presubmit = getattr(self.ex, "presubmit", None)  # scheduler-side chains (workflows.packing)
+            if presubmit is not None:
+                presubmit(self)
             events = self.ex.wait(0 if self.ex.detached else self.poll)
             for ev in events:
                 self._on_event(ev)

@@ -89,7 +89,9 @@ class TaskDir:
         """Write ``input.json`` for ``key``; stale files of another key are moved to ``old/``."""
         self.root.mkdir(parents=True, exist_ok=True)
         old = read_json(self.input)
-        if old is not None and old.get("key") != key:
+        # a deferred chain input (hetflow.workflows.chain) is this task waiting for its key: keep
+        # the directory (its job is queued behind the parent's) and write the resolved input
+        if old is not None and old.get("key") != key and not old.get("deferred"):
             dest = self.root / "old" / f"{old.get('key', 'unknown')}-{int(time.time())}"
             dest.mkdir(parents=True, exist_ok=True)
             for p in list(self.root.iterdir()):

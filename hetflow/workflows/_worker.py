@@ -81,11 +81,19 @@ def _mo_ref(res, mo_dir: Path, key: str) -> dict[str, Any]:
 
 
 def run_task_dir(path: str | Path) -> str:
-    """Run the calculation described by ``path/input.json``; returns "done" or "failed".
+    """Run the calculation described by ``path/input.json``; returns "done", "failed" or
+    "stopped" (walltime reached with restart files in place: ``stopped.json``, resubmit to resume).
 
-    A result already present for the same key is not recomputed (restart safety).
+    A result already present for the same key is not recomputed (restart safety).  A deferred
+    input (a chain link submitted with a scheduler dependency) is first resolved from its
+    parent's result file (:func:`hetflow.workflows.chain.resolve_deferred`).
     """
+    from hetflow.errors import CalculationStopped
+    from hetflow.workflows.chain import resolve_deferred
+
     td = TaskDir(path)
+    if resolve_deferred(td) == "failed":
+        return "failed"
     name, key, atoms, spec = td.load_input()
     if td.result_for(key) is not None:
         return "done"
@@ -96,6 +104,12 @@ def run_task_dir(path: str | Path) -> str:
     try:
         with task_log(td.root / "worker.log"):  # not onto the controller's terminal
             res = _run_calculation(atoms, spec, str(td.root))
+    except CalculationStopped as exc:
+        write_json_atomic(td.root / "stopped.json", {
+            "name": name, "key": key, "message": str(exc), "host": socket.gethostname(),
+            "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or os.environ.get("LSB_JOBID"),
+            "start": started, "end": time.time()})
+        return "stopped"
     except Exception as exc:  # noqa: BLE001 - every failure becomes error.json
         write_json_atomic(td.error, {
             "name": name, "key": key, "message": f"{type(exc).__name__}: {exc}",

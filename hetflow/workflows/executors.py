@@ -11,6 +11,7 @@
   killed, node lost, walltime) is *vanished*: its stdout/stderr tails are recorded in
   ``job.json`` and it is resubmitted up to ``max_retries``.  ``detached=True`` submits and
   returns; running the controller again later adopts live jobs and ingests finished ones.
+  Many tasks per allocation and scheduler-side chains: :mod:`hetflow.workflows.packing`.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ class Scheduler:
     name = ""
     commands: tuple[str, ...] = ()  # programs that must be on PATH (submit, query)
 
-    def submit(self, script: Path) -> str:  # pragma: no cover - interface
+    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:  # pragma: no cover - interface
+        """Submit ``script``; ``after``: job ids that must end successfully first (scheduler-side
+        dependency; a job whose dependency failed is removed by the scheduler)."""
         raise NotImplementedError
 
     def live(self, job_ids: list[str]) -> dict[str, str]:  # pragma: no cover - interface
@@ -147,8 +150,9 @@ class Slurm(Scheduler):
     _FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                  "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
 
-    def submit(self, script: Path) -> str:
-        p = _run(["sbatch", "--parsable", script.name], cwd=script.parent)
+    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
+        dep = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"] if after else []
+        p = _run(["sbatch", "--parsable", *dep, script.name], cwd=script.parent)
         if p.returncode != 0:
             raise WorkflowError(f"sbatch failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
         return p.stdout.strip().split(";")[0]
@@ -178,8 +182,9 @@ class PBS(Scheduler):
     name = "pbs"
     commands = ("qsub", "qstat")
 
-    def submit(self, script: Path) -> str:
-        p = _run(["qsub", script.name], cwd=script.parent)
+    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
+        dep = ["-W", f"depend=afterok:{':'.join(after)}"] if after else []
+        p = _run(["qsub", *dep, script.name], cwd=script.parent)
         if p.returncode != 0:
             raise WorkflowError(f"qsub failed: {p.stderr.strip()}")
         return p.stdout.strip()
@@ -198,8 +203,9 @@ class LSF(Scheduler):
     name = "lsf"
     commands = ("bsub", "bjobs")
 
-    def submit(self, script: Path) -> str:
-        p = _run(["bsub"], cwd=script.parent, stdin=script.read_text())
+    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
+        dep = ["-w", " && ".join(f"done({j})" for j in after)] if after else []
+        p = _run(["bsub", *dep], cwd=script.parent, stdin=script.read_text())
         m = re.search(r"Job <(\d+)>", p.stdout)
         if p.returncode != 0 or not m:
             raise WorkflowError(f"bsub failed: {(p.stderr or p.stdout).strip()}")
@@ -274,6 +280,9 @@ class BatchExecutor:
         return msg
 
     def submit(self, name: str, td: TaskDir) -> None:
+        from hetflow.workflows._precheck import precheck_task
+
+        precheck_task(td)  # CP2K inputs: cp2k.psmp --check before sbatch
         script = td.root / "job.sh"
         script.write_text(render_job(self.kind, self.res, name, td.root.resolve()))
         for f in (td.stdout, td.stderr):
@@ -325,7 +334,8 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
     """Executor by name: ``local`` (workers, threads, max_retries), ``dask`` (address, workers,
     threads, jobqueue, jobs and dask-jobqueue cluster options; see
     :mod:`hetflow.workflows.dask_executor`) or slurm/pbs/lsf (max_retries, poll, detached and
-    the :class:`JobResources` fields)."""
+    the :class:`JobResources` fields; with any of pack, slots, chain, max_restarts the
+    :class:`~hetflow.workflows.packing.PackedBatchExecutor`)."""
     if kind == "local":
         allowed = {"workers", "threads", "max_retries"}
         bad = set(options) - allowed
@@ -337,4 +347,9 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
 
         return DaskExecutor(**options)
     ctl = {k: options.pop(k) for k in ("max_retries", "poll", "detached") if k in options}
+    packing = {k: options.pop(k) for k in ("pack", "slots", "chain", "max_restarts") if k in options}
+    if packing:
+        from hetflow.workflows.packing import PackedBatchExecutor
+
+        return PackedBatchExecutor(kind, JobResources.from_dict(options), **ctl, **packing)
     return BatchExecutor(kind, JobResources.from_dict(options), **ctl)

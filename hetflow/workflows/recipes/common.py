@@ -46,7 +46,9 @@ class RecipeOptions:
     outdir: where tables, plots, the store (results.db) and the work directory go.
     store: result store location (SQLite path or postgresql:// URL); default outdir/results.db.
     executor: "local", "slurm", "pbs" or "lsf"; executor_options go to
-        :func:`hetflow.workflows.executors.make_executor`.
+        :func:`hetflow.workflows.executors.make_executor` (with a scheduler, ``{"pack": N}``
+        runs N calculations per allocation and chains warm starts behind their parents' jobs:
+        :mod:`hetflow.workflows.packing`).
     fmax: convergence threshold of every relaxation and of the table's gate, eV/Å (None: 0.05,
         quick 0.1).
     max_steps: safety net on the optimiser steps of one relaxation (None: 3000); a relaxation
@@ -56,6 +58,8 @@ class RecipeOptions:
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
     mlip: the potential of ``level="mlip"``.
+    """
+
     level: str = "xtb"
     method: str = "GFN1-xTB"
     quick: bool = False
