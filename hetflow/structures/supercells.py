@@ -78,9 +78,10 @@ def _hnf(n: int):
             if (n // a) % c:
                 continue
             f = n // (a * c)
-            for b in range(c):
-                for d in range(f):
-                    for e in range(f):
+            # row operations reduce each sub-diagonal entry modulo its column's diagonal entry
+            for b in range(a):
+                for d in range(a):
+                    for e in range(c):
                         yield np.array([[a, 0, 0], [b, c, 0], [d, e, f]])
 
 
