@@ -74,3 +74,16 @@ def test_bad_inputs():
         supercell_matrices(get_phase("CsPbI3-delta"), shapes=("fcc",))
     with pytest.raises(InputError, match="start and step"):
         supercell_series(get_phase("PbI2"), 0.0, 4.0, 100)
+
+
+def test_hermite_normal_forms_count_every_sublattice():
+    from hetflow.structures.supercells import _hnf
+
+    # number of sublattices of index n of a 3D lattice (OEIS A001001)
+    assert [sum(1 for _ in _hnf(n)) for n in range(1, 9)] == [1, 7, 13, 35, 31, 91, 57, 155]
+    # the best 4-cell supercell of the fcc·2 α cell is the 4×4×4 simple-cubic one (25.2 Å)
+    from hetflow.structures.supercells import build_supercell as bs
+
+    cell80 = bs(get_phase("CsPbI3-alpha"), 2 * FCC)
+    best4 = [c for c in supercell_matrices(cell80, 8) if c.n_cells == 4]
+    assert max(c.image_distance for c in best4) == pytest.approx(4 * A)
