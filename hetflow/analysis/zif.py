@@ -1,7 +1,7 @@
 """Geometry and pictures of CsPbI3 / ZIF-62 interface products (pure analysis, Å).
 
 * :func:`interface_geometry` — the bond lengths EXAFS sees (Zn–N, Pb–I) and the interfacial
-  bonds of the ligand exchange (Pb–N, Zn–I), from cut-offs: Pb–N < 2.9, Zn–N < 2.4,
+  bonds of the ligand exchange (Pb–N, Zn–I), from cut-offs: Pb–N < 2.9, Zn–N < 2.8,
   Zn–I < 3.2, Pb–I < 3.6 Å.
 * :func:`render_product` — a PNG with three orthogonal views of a product (ASE's
   matplotlib renderer), atoms coloured by element, the ZIF part drawn smaller.
@@ -20,7 +20,7 @@ __all__ = ["EXAFS", "CUTOFFS", "interface_geometry", "render_product"]
 #: EXAFS bond lengths after 350 °C sintering (Li et al.; SCIENCE.md B), Å
 EXAFS = {"Zn-N": 1.98, "Pb-I": 3.12}
 #: bond cut-offs (Å)
-CUTOFFS = {"Pb-N": 2.9, "Zn-N": 2.4, "Zn-I": 3.2, "Pb-I": 3.6}
+CUTOFFS = {"Pb-N": 2.9, "Zn-N": 2.8, "Zn-I": 3.2, "Pb-I": 3.6}
 
 
 def _pairs(atoms: Atoms, a: str, b: str, cutoff: float) -> list[float]:
