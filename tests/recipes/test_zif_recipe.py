@@ -43,9 +43,19 @@ def test_pbi2_supercell_convergence_on_the_real_engine(tmp_path):
     else:
         assert pts[-1].n_atoms <= 300
     assert r.lattice["spacegroup"]["0.1"].startswith("P-3m1")
-    # cached on a rerun
+    # cached on a rerun; the `reproduce bulk` report reads the same results
     res2, summary2, _ = run_bulk(("PbI2",), opts_for(tmp_path), s)
     assert summary2.run == 0 and res2["PbI2"].energy_per_fu == r.energy_per_fu
+    from hetflow.workflows.recipes.bulk import converged_bulk_reference, run_bulk_table
+
+    table = run_bulk_table(opts_for(tmp_path), keys=("PbI2",), settings=s)
+    assert table.complete and table.rows[0]["E per f.u. (eV)"] == r.energy_per_fu
+    assert list(table.checks.values()) == [r.converged]
+    assert "Convergence tables" in table.extra["markdown_sections"][0]
+    with pytest.raises(Exception, match="no bulk PbBr2"):
+        converged_bulk_reference(opts_for(tmp_path), ("Br",), s)
+    ref, _ = converged_bulk_reference(opts_for(tmp_path), ("I",), s)
+    assert ref.kind == "bulk" and ref.energy("I") == pytest.approx(r.energy_per_fu)
 
 
 @pytest.fixture(scope="module")
