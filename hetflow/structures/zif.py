@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: CLI phase keyword → registry name
-PHASE_NAMES = {"alpha": "CsPbI3-alpha", "delta": "CsPbI3-delta"}
+PHASE_NAMES = {"alpha": "CsPbI3-alpha", "delta": "CsPbI3-delta", "gamma": "CsPbI3-gamma"}
 
 #: target bond lengths (Å): Zn–N (EXAFS 1.98, PHASES.md 1.98–2.00), Pb–N / Zn–I starting values
 BONDS = {"Zn-N": 1.99, "Pb-N": 2.60, "Zn-I": 2.60, "Pb-I": 3.20, "C-H": 1.08, "N-H": 1.01, "CC_benzo": 1.39}
