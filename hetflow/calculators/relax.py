@@ -225,6 +225,19 @@ def max_force(forces: np.ndarray) -> float:
     return float(np.sqrt((f ** 2).sum(axis=1)).max()) if len(f) else 0.0
 
 
+def cell_filter_mode(spec: CalcSpec) -> str | None:
+    """``settings["cell_filter"]``: None/False (ions only), True or "full" (ions + cell),
+    "hydrostatic" (ions + isotropic cell scaling, the cell shape kept)."""
+    mode = spec.settings_dict.get("cell_filter")
+    if mode in (None, False):
+        return None
+    if mode is True or mode == "full":
+        return "full"
+    if mode == "hydrostatic":
+        return "hydrostatic"
+    raise InputError(f"setting cell_filter must be true, 'full' or 'hydrostatic', got {mode!r}")
+
+
 def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell: bool = False) -> CalcResult:
     """Relax ``atoms`` with ``spec.optimizer`` on ``spec``'s engine, in this process.
 
@@ -273,7 +286,8 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     if cell:
         from ase.filters import FrechetCellFilter
 
-        target = FrechetCellFilter(work, scalar_pressure=float(settings.get("scalar_pressure", 0.0)))
+        target = FrechetCellFilter(work, hydrostatic_strain=cell_filter_mode(spec) == "hydrostatic",
+                                   scalar_pressure=float(settings.get("scalar_pressure", 0.0)))
     opt = _optimizer(spec.optimizer, target, traj_path, logfile, kw)
 
     def fmax_now() -> float:

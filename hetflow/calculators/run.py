@@ -97,9 +97,9 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
 def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
     """Run an xTB calculation in this process (what the worker executes)."""
     if spec.task == "relax":
-        from hetflow.calculators.relax import relax
+        from hetflow.calculators.relax import cell_filter_mode, relax
 
-        return relax(atoms, spec, workdir)
+        return relax(atoms, spec, workdir, cell=cell_filter_mode(spec) is not None)
     from hetflow.calculators.xtb import single_point
 
     r = single_point(atoms, spec)

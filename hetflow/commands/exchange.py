@@ -169,37 +169,45 @@ def register(app: click.Group) -> None:
                        f"+{r.get('n_exchanged_step', 0):<4} total {r.get('n_exchanged_total', 0)}")
 
     @click.command("zif")
-    @click.option("--phase", type=click.Choice(["alpha", "delta"]), default="alpha", show_default=True)
+    @click.option("--phase", type=click.Choice(["alpha", "delta", "gamma"]), default="alpha", show_default=True)
     @click.option("--n-units", type=int, default=8, show_default=True, help="CsPbI3 formula units (8–9).")
     @click.option("--n-zn", type=int, default=1, show_default=True, help="Zn centres of the ZIF fragment (1 or 2).")
-    @click.option("--zif-charge", type=int, default=0, show_default=True, help="Formal charge of the ZIF fragment.")
+    @click.option("--zif-charge", type=int, default=0, show_default=True,
+                  help="Formal charge of the ZIF fragment (0: neutral; a charged one has no counter-ion).")
     @click.option("--n-bim", type=int, default=0, show_default=True, help="Benzimidazolate linkers.")
+    @click.option("--n-exchange", "n_exchange", type=int, multiple=True, default=(1,), show_default=True,
+                  help="Ligand exchanges per product (repeatable, e.g. --n-exchange 1 --n-exchange 2).")
     @click.option("--products", type=int, default=3, show_default=True, help="Best-scored products to write.")
     @click.option("-o", "--outdir", default="zif", show_default=True)
-    def build_zif(phase, n_units, n_zn, zif_charge, n_bim, products, outdir) -> None:
-        """CsPbI3 fragment, ZIF-62 fragment and ranked ligand-exchange products (extxyz + index.json)."""
+    def build_zif(phase, n_units, n_zn, zif_charge, n_bim, n_exchange, products, outdir) -> None:
+        """CsPbI3 fragment, ZIF-62 fragment and the best-scored ligand-exchange products (extxyz + index.json)."""
         from hetflow.structures.io import write_structure
-        from hetflow.structures.zif import check_conservation, ligand_exchange_products, perovskite_fragment, zif_fragment
+        from hetflow.structures.zif import Reaction, pb_coordination, perovskite_fragment, zif_fragment
+        from hetflow.structures.zif_products import ligand_exchange_products
 
         pv = perovskite_fragment(phase, n_units)
         zf = zif_fragment(n_zn, zif_charge, n_bim)
-        prods = ligand_exchange_products(pv, zf, max_products=products)
-        stoich = dict(check_conservation([pv, zf], prods[:1]))
+        prods = ligand_exchange_products(pv, zf, max_products=products, n_exchange=tuple(n_exchange))
+        rx = Reaction("zif", [pv, zf], prods[:1])
+        stoich = rx.check()
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         rows = []
         for name, a, role in [(f"perovskite-{phase}", pv, "reactant"), ("zif", zf, "reactant")] + \
-                [(f"product-{phase}-rank{p.info['rank']}", p, "product") for p in prods]:
+                [(f"product-{phase}-{p.info['candidate']}", p, "product") for p in prods]:
             path = write_structure(a, out / f"{name}.extxyz")
             rows.append({"name": name, "role": role, "file": path.name, "formula": a.get_chemical_formula(mode="hill"),
                          "score": a.info.get("score", {}).get("score") if role == "product" else None,
-                         "charge": a.info.get("charge", 0)})
+                         "exchanges": a.info.get("n_exchange"), "charge": a.info.get("charge", 0)})
         (out / "index.json").write_text(json.dumps({"reaction": "E(product) - E(perovskite) - E(zif)",
-                                                   "stoichiometry": stoich, "structures": rows}, indent=1))
+                                                   "stoichiometry": stoich, "charges": rx.charge_note,
+                                                   "structures": rows}, indent=1))
         click.echo(f"wrote {len(rows)} structures and index.json to {out}/")
+        click.echo(f"  Pb coordination of the fragment: {' '.join(map(str, sorted(pb_coordination(pv).values())))}"
+                   f"  ({rx.charge_note})")
         for r in rows:
-            sc = "" if r["score"] is None else f"  score {r['score']:.3f}"
-            click.echo(f"  {r['role']:<9} {r['name']:<24} {r['formula']}{sc}")
+            sc = "" if r["score"] is None else f"  score {r['score']:.3f}  exchanges {r['exchanges']}"
+            click.echo(f"  {r['role']:<9} {r['name']:<34} {r['formula']}{sc}")
 
     build.add_command(build_exchange)
     build.add_command(build_zif)

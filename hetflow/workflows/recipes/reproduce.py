@@ -16,12 +16,15 @@ from hetflow.workflows.recipes.report import (
     write_table_report,
 )
 
-TABLES = ("s1", "s2", "s3", "zif")
+TABLES = ("s1", "s2", "s3", "zif", "bulk")
+#: what "all" runs (bulk's CsPbI3 phases are part of zif; its PbX2 references are extra)
+ALL = ("s1", "s2", "s3", "zif")
 TITLES = {
     "s1": "Table S1 — Cl→I in N perovskite layers (kcal/mol per exchanged halide)",
     "s2": "Table S2 — Cl→I in the two interfacial chalcohalide layers (kcal/mol per exchanged halide)",
     "s3": "Table S3 — ≈20 % Cl→I in the CsPbCl3 domain (kcal/mol, total for the step)",
-    "zif": "CsPbI3 (α/δ) + ZIF-62 fragments: ligand-exchange reaction energies",
+    "zif": "CsPbI3 (α/δ) + ZIF-62 fragments: ligand-exchange reaction energies (kJ/mol)",
+    "bulk": "Bulk α/γ/δ CsPbI3, PbCl2, PbI2: relaxed, Γ-point-converged energies per formula unit",
 }
 
 
@@ -30,6 +33,10 @@ def _runner(table: str) -> Callable:
         from hetflow.workflows.recipes.zif import run_zif
 
         return lambda model, opts: run_zif(opts)
+    if table == "bulk":
+        from hetflow.workflows.recipes.bulk import run_bulk_table
+
+        return lambda model, opts: run_bulk_table(opts)
     return {"s1": run_s1, "s2": run_s2, "s3": run_s3}[table]
 
 
@@ -38,7 +45,7 @@ def expand(tables: list[str] | tuple[str, ...]) -> list[str]:
     for t in tables:
         t = t.lower()
         if t == "all":
-            out += [x for x in TABLES if x not in out]
+            out += [x for x in ALL if x not in out]
         elif t in TABLES:
             if t not in out:
                 out.append(t)
@@ -77,13 +84,26 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
                 with paths["md"].open("a") as fh:
                     fh.write(f"\n## Band edges ({key.replace('_mo', '')} model)\n\n"
                              + band_edge_markdown(band_edge_rows(r.extra[key])) + "\n")
-        plots = plot_result(r, Path(opts.outdir)) if t != "zif" else r.extra.get("plots", [])
+        if r.extra.get("markdown_sections"):
+            with paths["md"].open("a") as fh:
+                fh.write("\n" + "\n\n".join(r.extra["markdown_sections"]) + "\n")
+        plots = plot_result(r, Path(opts.outdir)) if t not in ("zif", "bulk") else r.extra.get("plots", [])
         echo(paths["md"].read_text())
         echo("wrote " + ", ".join(str(p) for p in [*paths.values(), *plots]))
     return results
 
 
 def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
+    if r.table in ("zif", "bulk"):
+        level = f"{opts.method} (tblite)" if opts.level == "xtb" else level_name(opts)
+        notes = [f"hetflow level: {level}; {r.extra.get('mode', '')}", f"model: {r.extra.get('model', '')}",
+                 f"reference: {r.extra.get('reference', '')}", "published: Li et al., Nat. Commun. 2023 (xTB)"]
+        if r.extra.get("charges"):
+            notes.append(f"charges: {r.extra['charges']}")
+        bad = r.extra.get("unconverged") or []
+        if bad:
+            notes.append(f"not converged — not used for the paper's conclusions: {', '.join(bad)}")
+        return notes
     mode = (f"quick: smaller faithful model, every relaxation converged to fmax {opts.relax_fmax} eV/Å"
             if opts.quick else f"full: every relaxation converged to fmax {opts.relax_fmax} eV/Å")
     pre = f"; pre-relaxed with {opts.prerelax} (energies are the target level's own)" if opts.prerelax else ""
