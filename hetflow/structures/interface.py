@@ -258,23 +258,46 @@ def probe_model(perovskite: str, partner: str, reg: Registry, strain_to: str = "
                           strain_to, 10.0, reg, None, min_layers=3)
 
 
+#: a junction continues the cation sub-network when every top-sheet chalcohalide Pb stands within
+#: this in-plane distance (Å) of a perovskite cation column and no Cs–Pb pair is closer than
+#: CONTINUITY_CS_PB (Cs–Pb in CsPbCl3: 4.85 Å).  The derived Pb4S3Cl2's top sheet holds its two Pb
+#: per cell (½, 0.35) apart instead of the columns' (½, ½), so no rigid junction does better than
+#: ≈ 0.6 Å.
+CONTINUITY_OFFSET = 0.75
+CONTINUITY_CS_PB = 4.0
+
+
+def continues_cation_network(reg: Registry) -> bool:
+    """Whether a scored candidate keeps Toso et al.'s cation-sub-network continuity."""
+    d = reg.details
+    cc = d.get("shortest_cation_cation")
+    return bool(d.get("column_offset_max", np.inf) <= CONTINUITY_OFFSET and cc is not None and cc >= CONTINUITY_CS_PB)
+
+
 def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite",
                     scorer: RegistryScorer | None = None, n_candidates: int = 8) -> tuple[Registry, list[Registry]]:
     """Best junction and every registry evaluated.
 
     Candidates are the ``n_candidates`` best by :func:`~hetflow.structures.registry.continuity_score`
-    (pure geometry, :func:`~hetflow.structures.registry.candidate_registries`); ``scorer``
-    (e.g. single-point energies of probe models, :mod:`hetflow.workflows.registry`) re-scores
-    them — without one the geometric best is taken."""
+    (pure geometry, :func:`~hetflow.structures.registry.candidate_registries`), each marked
+    ``details["continuity"]`` (:func:`continues_cation_network`).  ``scorer`` (e.g. single-point
+    energies of probe slabs, :mod:`hetflow.workflows.registry`) re-scores them; the chosen junction
+    is the lowest-scoring one that continues the cation sub-network (the definition of the model;
+    the others stay in the record with their scores).  Without a scorer the geometric best."""
     cell = interface_cell(perovskite, partner, strain_to)
-    cands = candidate_registries(cell, keep=n_candidates)
+    cands = [r.replace(details={**r.details, "continuity": continues_cation_network(r)})
+             for r in candidate_registries(cell, keep=n_candidates)]
+    if not any(r.details["continuity"] for r in cands):
+        raise StructureError(f"no junction of {perovskite}/{partner} continues the cation sub-network "
+                             f"(top-sheet Pb ≤ {CONTINUITY_OFFSET} Å from a column, Cs–Pb ≥ {CONTINUITY_CS_PB} Å)")
     if scorer is None:
         return cands[0], cands
     evaluated = scorer(cands, lambda r: probe_model(perovskite, partner, r, strain_to))
-    scored = [r for r in evaluated if r.score is not None and np.isfinite(r.score)]
-    if not scored:
-        raise StructureError("the registry scorer returned no finite score")
-    return min(scored, key=lambda r: r.score), evaluated
+    ok = [r for r in evaluated if r.score is not None and np.isfinite(r.score) and r.details.get("continuity")]
+    if not ok:
+        raise StructureError("the registry scorer returned no finite score for a junction that continues the "
+                             "cation sub-network")
+    return min(ok, key=lambda r: r.score), evaluated
 
 
 def _as_registry(registry: Registry | dict | None) -> Registry | None:

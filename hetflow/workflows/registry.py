@@ -4,11 +4,14 @@ The structure builders (:func:`hetflow.structures.interface.build_heterostructur
 ``build_slab``) take a *scorer*; this module provides the calculator-backed one, so the
 structures layer never imports a calculator.  :func:`energy_scorer` returns a scorer that
 
-1. computes a single point (default GFN1-xTB, tblite) of the probe model — a 2 × 2 × 3
-   perovskite NC on one b/2 block of the chalcohalide, the same for every model size, so quick,
-   full and paper-scale models share one junction — for each candidate registry;
-2. refines the gap of the lowest one on a five-point scan (± 0.2, ± 0.4 Å) and takes the
-   minimum of a parabola through the three lowest points (kept inside the scanned range);
+1. computes a single point (default GFN1-xTB, tblite, periodic) of the probe model — a periodic
+   slab, 2 × 2 chalcohalide cells in plane (≈ 16 Å), five perovskite layers on one b/2 block, the
+   same for every model size, so quick, full and paper-scale models share one junction; periodic
+   in plane so that every registry has the same composition — for each candidate registry (a
+   candidate whose probe cannot be built, atoms overlapping, is recorded as rejected);
+2. refines the gap of the lowest one that continues the cation sub-network on a five-point scan
+   (± 0.2, ± 0.4 Å) and takes the minimum of a parabola through the three lowest points (kept
+   inside the scanned range);
 3. returns every evaluated registry with ``score`` = energy relative to the lowest (eV) and the
    absolute energy and SCF iterations in ``details``.
 
@@ -28,7 +31,7 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.calculators.base import CalcSpec, calc_key
-from hetflow.errors import HetflowError
+from hetflow.errors import HetflowError, StructureError
 from hetflow.structures.registry import Registry
 
 __all__ = ["energy_scorer", "cache_dir", "choose_energy_registry"]
@@ -75,9 +78,10 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
                   progress: Callable[[str], None] | None = None) -> Callable:
     """A registry scorer for the builders: single-point energies of probe models (see module doc).
 
-    ``spec``: the calculation (default ``CalcSpec(method="GFN1-xTB")``, a single point);
+    ``spec``: the calculation (default GFN1-xTB; always a periodic single point of the probe slab);
     ``progress``: called with one line per evaluated candidate."""
-    spec = (spec or CalcSpec(method="GFN1-xTB")).replace(task="single_point", want_mo=False)
+    spec = (spec or CalcSpec(method="GFN1-xTB", periodic=True)).replace(task="single_point", want_mo=False,
+                                                                         periodic=True)
     where = cache_dir() if cache else None
     say = progress or (lambda msg: log.info(msg))
 
@@ -95,9 +99,23 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
                 f"{reg.gap:.2f} Å → E = {e:.3f} eV")
             return out
 
-        scored = [run(r, "candidate") for r in candidates]
-        best = min(scored, key=lambda r: r.score)
-        scan = [best] + [run(best.replace(gap=round(best.gap + dg, 4)), "gap") for dg in GAP_SCAN]
+        scored = []
+        for r in candidates:
+            try:
+                scored.append(run(r, "candidate"))
+            except StructureError as exc:  # a junction whose probe cannot be built (atoms overlap)
+                evaluated.append(r.replace(score=None, scorer=f"energy:{spec.method}",
+                                           details={**r.details, "stage": "candidate", "rejected": str(exc)}))
+        eligible = [r for r in scored if r.details.get("continuity", True)] or scored
+        if not eligible:
+            raise HetflowError("no candidate registry could be evaluated")
+        best = min(eligible, key=lambda r: r.score)
+        scan = [best]
+        for dg in GAP_SCAN:
+            try:
+                scan.append(run(best.replace(gap=round(best.gap + dg, 4)), "gap"))
+            except StructureError:
+                continue  # that gap puts atoms too close: not a candidate
         g = np.array([r.gap for r in scan])
         e = np.array([r.score for r in scan])
         order = np.argsort(e)[:3]
@@ -108,8 +126,8 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
                 gfit = float(np.clip(-c1 / (2 * c2), g.min(), g.max()))
         if all(abs(gfit - x) > 0.02 for x in g):
             run(best.replace(gap=round(gfit, 4)), "gap-fit")
-        emin = min(r.score for r in evaluated)
-        return [r.replace(score=r.score - emin) for r in evaluated]
+        emin = min(r.score for r in evaluated if r.score is not None)
+        return [r if r.score is None else r.replace(score=r.score - emin) for r in evaluated]
 
     return scorer
 

@@ -153,12 +153,14 @@ def reference_structure(halide: str, kind: str) -> Atoms:
 
 
 def add_references(wf: Workflow, opts: RecipeOptions, halides: tuple[str, ...]) -> dict[str, str]:
-    """Add the relaxation of the PbX2 reference of each halide; returns halide → task name.
+    """Add the relaxation of the PbX2 molecule reference of each halide; returns halide → task name.
 
-    Molecules are relaxed in vacuum with the model's method (tight: fmax 0.01 eV/Å); bulk PbX2
-    is a periodic single point at the registry geometry per formula unit (the experimental /
-    PBE cell; cell relaxation is not done here)."""
-    names = {}
+    Molecules are relaxed in vacuum with the model's method (tight: fmax 0.01 eV/Å).  The bulk
+    reference is not a task of the scan: it is the relaxed, Γ-point-converged bulk PbX2 of
+    :func:`hetflow.workflows.recipes.bulk.converged_bulk_reference` (its own workflow)."""
+    names: dict[str, str] = {}
+    if opts.reference == "bulk":
+        return names
     for h in halides:
         atoms = reference_structure(h, opts.reference)
         if opts.reference == "molecule":

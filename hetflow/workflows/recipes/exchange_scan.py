@@ -130,17 +130,19 @@ def relaxation_record(stored: Any) -> dict[str, Any]:
 class Gate:
     """Which stored relaxations converged; a row's value passes only if all behind it did."""
 
-    def __init__(self, results: dict[str, Any], always: list[str]):
+    def __init__(self, results: dict[str, Any], always: list[str], reference_ok: bool = True):
         self.results = results
         self.always = list(always)
+        self.reference_ok = reference_ok  # a reference computed outside these tasks (bulk PbX2)
 
     def ok(self, *names: str) -> bool:
-        return all(n in self.results and bool(getattr(self.results[n], "converged", False))
-                   for n in (*names, *self.always))
+        return self.reference_ok and all(n in self.results and bool(getattr(self.results[n], "converged", False))
+                                         for n in (*names, *self.always))
 
     def failed(self, *names: str) -> list[str]:
-        return [n for n in (*names, *self.always)
-                if n not in self.results or not bool(getattr(self.results[n], "converged", False))]
+        bad = [n for n in (*names, *self.always)
+               if n not in self.results or not bool(getattr(self.results[n], "converged", False))]
+        return bad + ([] if self.reference_ok else ["bulk PbX2 reference"])
 
     def value(self, v: float, *names: str) -> float | None:
         return float(v) if self.ok(*names) else None
@@ -189,12 +191,23 @@ def _chain(wf: Workflow, configs: list[Atoms], opts: RecipeOptions, first_parent
 
 
 def _ref_names(hs: Atoms, model: ScanModel, opts: RecipeOptions) -> list[str]:
+    """Tasks of the PbX2 references in the scan's own workflow (molecules; bulk is separate)."""
+    if opts.reference == "bulk":
+        return []
     return [f"ref-Pb{h}2-{opts.reference}" for h in (hs.info["halide"], model.target)]
 
 
-def _refs(results, hs: Atoms, model: ScanModel, opts: RecipeOptions):
-    return reference_from_results(results, {h: f"ref-Pb{h}2-{opts.reference}" for h in (hs.info["halide"], model.target)},
-                                  opts)
+def _reference(results, hs: Atoms, model: ScanModel, opts: RecipeOptions):
+    """(Reference or None while unfinished, whether it converged).  Molecules: the relaxed PbX2
+    molecules of this workflow.  Bulk: relaxed (ions + cell), Γ-point-converged supercells of
+    bulk PbX2 (:func:`hetflow.workflows.recipes.bulk.converged_bulk_reference`)."""
+    halides = (hs.info["halide"], model.target)
+    if opts.reference == "bulk":
+        from hetflow.workflows.recipes.bulk import converged_bulk_reference
+
+        ref, out = converged_bulk_reference(opts, halides)
+        return ref, ref is not None and all(v is not None and v.converged for v in out.values())
+    return reference_from_results(results, {h: f"ref-Pb{h}2-{opts.reference}" for h in halides}, opts), True
 
 
 def _done(results: dict, needed: list[str]) -> bool:
@@ -285,8 +298,10 @@ def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, na
     needed = ["pristine", *series["interface"], *series["bottom"], *refs]
     if not _done(res, needed):
         return ScanResult("s1", [], {}, res, summary, complete=False)
-    ref = _refs(res, hs, model, opts)
-    gate = Gate(res, refs)
+    ref, ref_ok = _reference(res, hs, model, opts)
+    if ref is None:
+        return ScanResult("s1", [], {}, res, summary, complete=False)
+    gate = Gate(res, refs, ref_ok)
     src, tgt = hs.info["halide"], model.target
     step: dict[str, list[float | None]] = {}
     cum: dict[str, list[float | None]] = {}
@@ -385,8 +400,10 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     needed = ["pristine", "nc-reference", *chain_names, *refs]
     if not _done(res, needed):
         return ScanResult("s2", [], {}, res, summary, complete=False)
-    ref = _refs(res, hs, model, opts)
-    gate = Gate(res, refs)
+    ref, ref_ok = _reference(res, hs, model, opts)
+    if ref is None:
+        return ScanResult("s2", [], {}, res, summary, complete=False)
+    gate = Gate(res, refs, ref_ok)
     chain = [(n, res[n]) for n in chain_names]
     steps = stepwise_exchange_energies(chain, ref, hs.info["halide"], model.target)
     cums = cumulative_exchange_energies(chain, ref, hs.info["halide"], model.target)
@@ -481,8 +498,10 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     needed = [d_name, *names, *refs]
     if not _done(res, needed):
         return ScanResult("s3", [], {}, res, summary, complete=False)
-    ref = _refs(res, hs, model, opts)
-    gate = Gate(res, refs)
+    ref, ref_ok = _reference(res, hs, model, opts)
+    if ref is None:
+        return ScanResult("s3", [], {}, res, summary, complete=False)
+    gate = Gate(res, refs, ref_ok)
     es = exchange_energies_against((d_name, res[d_name]), [(n, res[n]) for n in names], ref,
                                    hs.info["halide"], model.target)
     by_name = dict(zip(names, es))
