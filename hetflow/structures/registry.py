@@ -186,13 +186,16 @@ def _shift_from_perovskite(x: float, y: float) -> tuple[float, float]:
 
 
 def candidate_registries(cell: InterfaceCell, grid: int = 12, keep: int = 8, refine: int = 4,
-                         min_separation: float = 0.6, orientations: tuple[int, ...] = (0,)) -> list[Registry]:
+                         min_separation: float = 0.6, orientations: tuple[int, ...] = (0,),
+                         local_step: float = 0.2) -> list[Registry]:
     """The ``keep`` best junctions by :func:`continuity_score`, best first, mutually ≥
     ``min_separation`` Å apart in plane (so an energy scorer sees distinct candidates).
 
     Lateral shifts are scanned on a ``grid`` × ``grid`` mesh of one perovskite cell (shifts by a
     perovskite lattice vector are the same junction), each at its contact gap, then each kept
-    candidate is refined on a mesh ``refine`` times finer around it.  Orientation 1 (chalcohalide
+    candidate is refined on a mesh ``refine`` times finer around it; the best one also gets four
+    neighbours ``local_step`` Å away along x and y (so a scorer can place the junction inside its basin).
+    Orientation 1 (chalcohalide
     c along the perovskite [110]) is the image of orientation 0 under the perovskite's 4-fold
     axis — the same periodic junction — so only 0 is scanned unless asked."""
     def evaluate(orientation: int, x: float, y: float) -> Registry:
@@ -229,6 +232,10 @@ def candidate_registries(cell: InterfaceCell, grid: int = 12, keep: int = 8, ref
             out.append(reg)
         if len(out) >= keep:
             break
+    x0, y0 = out[0].details["shift_perovskite"]
+    d = local_step / cell.a_in
+    out[1:1] = [evaluate(out[0].orientation, x0 + dx, y0 + dy) for dx, dy in ((d, 0), (-d, 0), (0, d), (0, -d))]
+    keep += 4
     # fill up with junctions far from those (farthest-point sampling of the coarse mesh), so a
     # scorer also sees registries continuity would not pick
     while len(out) < keep and coarse:
