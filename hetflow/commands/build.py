@@ -28,7 +28,7 @@ def summary_lines(atoms) -> list[str]:
         if lay.min() < 0:
             pv = atoms.arrays.get("domain", np.array([])) == "perovskite"
             lines.append(f"layers       perovskite 0 … {lay[pv].max()} ({lay[pv].max() + 1} layers; 0 = terminal CsX "
-                         f"monolayer at the interface, {lay[pv].max()} = the outer face), chalcohalide −1 … {lay.min()}")
+                         f"monolayer at the interface, {lay[pv].max()} = the outer face), chalcohalide −1 … −{-lay.min()}")
         else:
             lines.append(f"layers       {lay.min()} … {lay.max()}")
     term = atoms.info.get("termination")
