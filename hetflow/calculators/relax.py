@@ -226,7 +226,7 @@ def relax_cell(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) 
     spec = spec if spec.task == "relax" else spec.replace(task="relax")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     if spec.backend == "tblite":
-        from hetflow.calculators.run import run_tblite
+        from hetflow.calculators._tblite_run import run_tblite
 
         return run_tblite("hetflow.calculators.relax:_relax_cell_local", atoms, spec, wd)
     return _relax_cell_local(atoms, spec, wd)

@@ -15,17 +15,14 @@ The returned ``result.atoms`` is a copy of the input with its per-atom label arr
 from __future__ import annotations
 
 import inspect
-import logging
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
+from hetflow.calculators._tblite_run import run_tblite
 from hetflow.calculators.base import CalcResult, CalcSpec
 from hetflow.errors import InputError
-
-log = logging.getLogger("hetflow.calculators")
-
 
 def _clean_copy(atoms: Atoms) -> Atoms:
     out = atoms.copy()
@@ -71,27 +68,6 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         return run_local(atoms, spec, wd)
 
     raise InputError(f"unknown backend {spec.backend!r}")  # pragma: no cover - CalcSpec checks
-
-
-def run_tblite(func: str, atoms: Atoms, spec: CalcSpec, wd: Path | None) -> CalcResult:
-    """Run ``func`` ("module:function" taking (atoms, spec, workdir)) for a tblite spec: in the
-    OpenBLAS worker process when the BLAS choice asks for it, else in this process."""
-    from hetflow.calculators.blas import choose_blas
-    from hetflow.calculators.xtb import check_xtb_input
-
-    check_xtb_input(atoms, spec)  # deterministic errors before any process is started
-    choice = choose_blas(spec.settings_dict)
-    log.info("tblite %s on %s: BLAS %s, OMP_NUM_THREADS=%d",
-             spec.method, atoms.get_chemical_formula(), choice.label, choice.threads)
-    from hetflow.calculators._worker import _resolve, call_in_worker
-
-    if choice.use_worker:
-        result = call_in_worker(choice.preload, choice.threads, func, atoms, spec, wd)
-    else:
-        result = _resolve(func)(atoms, spec, wd)
-    result.versions["blas"] = choice.label
-    result.extra.setdefault("threads", choice.threads)
-    return result
 
 
 def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
