@@ -15,7 +15,7 @@ from typing import Any
 from hetflow.calculators.base import calc_key
 from hetflow.errors import HetflowError, WorkflowError
 from hetflow.workflows._taskdir import TaskDir, read_json, safe_name, write_json_atomic
-from hetflow.workflows.graph import CalcTask, Summary, Workflow
+from hetflow.workflows._tasks import CalcTask, Summary
 
 DONE = ("cached", "done", "recovered")
 
@@ -23,7 +23,7 @@ DONE = ("cached", "done", "recovered")
 class Engine:
     """Runs one :class:`Workflow` against a store with an executor."""
 
-    def __init__(self, wf: Workflow, store, executor, workdir: str | Path, progress: bool = False,
+    def __init__(self, wf: "Workflow", store, executor, workdir: str | Path, progress: bool = False,  # noqa: F821
                  poll: float = 0.5):
         self.wf, self.store, self.ex = wf, store, executor
         self.workdir = Path(workdir)

@@ -24,7 +24,7 @@ from typing import Any
 
 from hetflow.errors import WorkflowError
 from hetflow.workflows._taskdir import TaskDir
-from hetflow.workflows.executors import Event
+from hetflow.workflows._event import Event
 
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
 

@@ -22,21 +22,14 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
+from hetflow.workflows._event import Event
 from hetflow.workflows._taskdir import TaskDir, tail
 
-
-@dataclass
-class Event:
-    """Something happened to a task: ``finished`` (look at its files) or ``lost``."""
-
-    name: str
-    kind: str
-    message: str = ""
+__all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES"]
 
 
 def _init_worker(threads: int) -> None:
