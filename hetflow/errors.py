@@ -37,3 +37,11 @@ class ConvergenceError(CalculatorError):
 
 class WorkflowError(HetflowError):
     """A workflow definition or execution problem (cycle, bad YAML, store, scheduler)."""
+
+
+class StoreError(WorkflowError):
+    """The result store cannot be read or written (locked, corrupt, disk full, unreachable)."""
+
+
+class OutputError(HetflowError):
+    """A file hetflow must write cannot be written (disk full, quota, not a directory)."""

@@ -84,17 +84,27 @@ class CalcSpec:
     settings: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
+
+        for name in ("backend", "method", "task", "optimizer"):
+            validate.text(getattr(self, name), name, max_len=64)
         object.__setattr__(self, "method", canonical_method(self.backend, self.method))
         if self.task not in ("single_point", "relax"):
             raise InputError(f"unknown task {self.task!r}; choose single_point or relax")
-        if int(self.multiplicity) < 1:
-            raise InputError(f"multiplicity must be >= 1, got {self.multiplicity}")
-        if self.fmax <= 0:
-            raise InputError(f"fmax must be > 0 eV/Å, got {self.fmax}")
-        if self.max_steps < 0:
-            raise InputError(f"max_steps must be >= 0, got {self.max_steps}")
+        for name in ("periodic", "want_mo"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(f"{name} must be true or false, got {validate.shown(getattr(self, name))}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "charge", validate.integer(self.charge, "charge", lo=-1000, hi=1000))
+        object.__setattr__(self, "multiplicity", validate.integer(self.multiplicity, "multiplicity", lo=1, hi=1000))
+        validate.number(self.fmax, "fmax (eV/Å)", lo=0, lo_open=True, hi=1000)  # kept as given: it is hashed
+        object.__setattr__(self, "max_steps", validate.integer(self.max_steps, "max_steps", lo=0, hi=10**7))
         if isinstance(self.settings, dict):
+            validate.mapping(self.settings, "settings")
             object.__setattr__(self, "settings", _freeze(self.settings))
+        if not isinstance(self.settings, tuple):
+            raise InputError(f"settings must be a mapping, got {type(self.settings).__name__}")
+        validate.finite_data(self.settings_dict, "settings")
 
     @property
     def settings_dict(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 
 * :class:`LocalExecutor` — a pool of N worker processes with T threads each
   (``OMP_NUM_THREADS=T``).  A worker killed mid-task breaks the pool; the pool is rebuilt and
-  the lost tasks resubmitted up to ``max_retries``.
+  the lost tasks resubmitted up to ``max_retries``.  Workers end with their controller, also
+  when it is killed with SIGKILL (``PR_SET_PDEATHSIG`` plus a parent watchdog).
 * :class:`BatchExecutor` — one batch job per task on Slurm (``sbatch``; state from
   ``squeue``/``scontrol``, no accounting database needed), PBS (``qsub``/``qstat``) or LSF
   (``bsub``/``bjobs``).  A job that leaves the queue without a result or error file (cancelled,
@@ -32,9 +33,14 @@ from hetflow.workflows._taskdir import TaskDir, tail
 __all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES"]
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Pool-worker start: thread counts, and end with the controller (even after its SIGKILL)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if parent is not None:
+        from hetflow.procs import die_with_parent
+
+        die_with_parent(parent)
 
 
 def _run_in_worker(taskdir: str) -> str:
@@ -54,17 +60,15 @@ class LocalExecutor:
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_retries: int = 2):
         cores = os.cpu_count() or 1
-        self.threads = int(threads or 1)
-        self.workers = int(workers or max(1, cores // self.threads))
-        if self.workers < 1 or self.threads < 1:
-            raise WorkflowError("workers and threads must be >= 1")
-        self.max_retries = int(max_retries)
+        self.threads = _count(threads, "threads", 1)
+        self.workers = _count(workers, "workers", max(1, cores // self.threads))
+        self.max_retries = _count(max_retries, "max_retries", 2, lo=0)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._futures: dict[cf.Future, str] = {}
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(self.threads,))
+                                      initializer=_init_worker, initargs=(self.threads, os.getpid()))
 
     def open(self, workdir: Path) -> None:
         self._pool = None
@@ -100,11 +104,44 @@ class LocalExecutor:
             self._pool = None
         return events
 
+    def abort(self) -> None:
+        """Stop every worker now (interrupt, fatal error): SIGTERM, then SIGKILL after 3 s.
+        Their tasks are computed again by the next run (relaxations resume from checkpoints)."""
+        pool, self._pool = self._pool, None
+        self._futures.clear()
+        if pool is None:
+            return
+        procs_ = list(getattr(pool, "_processes", {}).values())
+        for p in procs_:
+            try:
+                p.terminate()
+            except (OSError, AttributeError):
+                pass
+        deadline = time.monotonic() + 3.0
+        for p in procs_:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._futures.clear()
+
+
+def _count(value, what: str, default: int, lo: int = 1) -> int:
+    from hetflow import validate
+    from hetflow.errors import InputError
+
+    if value is None:
+        return default
+    try:
+        return validate.integer(value, what, lo=lo, hi=100_000)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 # -- schedulers --------------------------------------------------------------------
@@ -244,6 +281,7 @@ class BatchExecutor:
         """``alive`` (tracked again), ``vanished: <why>`` or ``none`` for a task's last job."""
         info = td.job_info()
         jid = info.get("job_id")
+        jid = str(jid) if isinstance(jid, (str, int)) and not isinstance(jid, bool) else None
         if not jid or info.get("executor") != self.kind or info.get("state") == "lost":
             return "none"
         if jid in self.sched.live([jid]):

@@ -32,13 +32,12 @@ class Workflow:
     """A named DAG of tasks.  Build with :meth:`add_calc` / :meth:`add_derived`, then :meth:`run`."""
 
     def __init__(self, name: str = "workflow"):
-        self.name = name
+        self.name = _checked_name(name, "workflow name")
         self.graph = nx.DiGraph()
 
     # -- building ----------------------------------------------------------------
     def _add(self, name: str, task: CalcTask | DerivedTask, parents: list[str]) -> None:
-        if not name or not isinstance(name, str):
-            raise WorkflowError("task name must be a non-empty string")
+        _checked_name(name, "task name")
         if name in self.graph and "task" in self.graph.nodes[name]:
             raise WorkflowError(f"duplicate task name {name!r}")
         self.graph.add_node(name, task=task)
@@ -47,6 +46,13 @@ class Workflow:
 
     def add_calc(self, name: str, atoms: Atoms | None, spec: CalcSpec, start_from: str | None = None) -> str:
         """Add a calculation; ``start_from`` = task whose final structure is the start geometry."""
+        _checked_name(name, "task name")
+        if start_from is not None:
+            _checked_name(start_from, f"task {name!r}: start_from")
+        if not isinstance(spec, CalcSpec):
+            raise WorkflowError(f"task {name!r}: spec must be a CalcSpec, got {type(spec).__name__}")
+        if atoms is not None and not isinstance(atoms, Atoms):
+            raise WorkflowError(f"task {name!r}: the structure must be an ase.Atoms, got {type(atoms).__name__}")
         if atoms is None and start_from is None:
             raise WorkflowError(f"task {name!r} needs a structure or start_from")
         if atoms is not None and len(atoms) == 0:
@@ -58,6 +64,11 @@ class Workflow:
 
     def add_derived(self, name: str, func: Callable[..., Any], inputs: list[str] | tuple[str, ...]) -> str:
         """Add a derived step computed in the controller from ``inputs``' results."""
+        if not callable(func):
+            raise WorkflowError(f"derived task {name!r}: func must be callable")
+        inputs = tuple(inputs)
+        for i in inputs:
+            _checked_name(i, f"derived task {name!r}: input")
         self._add(name, DerivedTask(name, func, tuple(inputs)), list(inputs))
         return name
 
@@ -91,3 +102,13 @@ class Workflow:
         from hetflow.workflows.executors import LocalExecutor
 
         return Engine(self, store, executor or LocalExecutor(), workdir, progress=progress, **kw).run()
+
+
+def _checked_name(value: Any, what: str) -> str:
+    from hetflow import validate
+    from hetflow.errors import InputError
+
+    try:
+        return validate.name(value, what)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
