@@ -140,6 +140,7 @@ class Engine:
         atoms = task.start_atoms(parent)
         key = calc_key(atoms, task.spec)
         self.keys[name] = key
+        atomic.sweep_stale(TaskDir.for_task(self.workdir, name).root)  # temporary files of dead writers
         if self.store.has(key):
             self.results[name] = self.store.get(key)
             self.summary.cached += 1

@@ -124,7 +124,7 @@ class ResultStore:
         except HetflowError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection problems are user-fixable
-            raise StoreError(f"cannot open result store {self._shown()}: {_first_line(exc)}") from exc
+            raise StoreError(f"cannot open result store {self._shown()}: {_store_detail(exc)}") from exc
 
     def _shown(self) -> str:
         return redact(self.location)
@@ -267,7 +267,7 @@ class ResultStore:
         return None
 
     def rows(self, workflow: str | None = None) -> Iterator[StoredResult]:
-        sel = {"workflow": workflow} if workflow else {}
+        sel = {"workflow": _kv_text(workflow)} if workflow else {}
         with self._guard("reading"):
             rows = list(self.db.select("calc_key", sort="id", **sel))
         for row in rows:
@@ -282,8 +282,11 @@ class ResultStore:
             atoms.set_array(name, np.asarray(values))
         forces = row.get("forces")
         mo = data.get("mo")
+        names = data.get("names") or {}
+        name = names.get("task") if isinstance(names, dict) and isinstance(names.get("task"), str) \
+            else str(row.get("task", ""))
         return StoredResult(
-            key=row.calc_key, name=row.get("task", ""), energy=float(row.energy),
+            key=row.calc_key, name=name, energy=float(row.energy),
             forces=None if forces is None else np.asarray(forces), atoms=atoms,
             converged=bool(row.get("converged", True)), spec=CalcSpec.from_dict(dict(data["spec"])),
             provenance=dict(data.get("provenance") or {}),
@@ -304,11 +307,12 @@ class ResultStore:
         atoms.calc = SinglePointCalculator(atoms, energy=float(payload["energy"]), forces=forces)
         spec = payload["spec"]
         prov = dict(payload.get("provenance") or {}) | (extra_provenance or {})
-        data = {"spec": spec, "provenance": prov, "arrays": arrays, "extra": payload.get("extra") or {}}
+        data = {"spec": spec, "provenance": prov, "arrays": arrays, "extra": payload.get("extra") or {},
+                "names": {"task": str(payload.get("name", "")), "workflow": str(workflow)}}
         if payload.get("mo"):
             data["mo"] = payload["mo"]
         kvp = {
-            "calc_key": key, "task": str(payload.get("name", "")), "workflow": str(workflow),
+            "calc_key": key, "task": _kv_text(str(payload.get("name", ""))), "workflow": _kv_text(str(workflow)),
             "backend": str(spec.get("backend", "")), "method": str(spec.get("method", "")),
             "calc_task": str(spec.get("task", "")), "converged": bool(payload.get("converged", True)),
             "wall_time": float(payload.get("wall_time") or 0.0),
@@ -333,17 +337,38 @@ class ResultStore:
         return "unique" in text or "duplicate" in text or "integrity" in text
 
 
+def _kv_text(text: str) -> str:
+    """A name as an ASE key-value string: ASE refuses strings that read as a number or a
+    boolean ("1", "nan", "True"), so those — and names starting with "#" — get a "#" prefix
+    (the exact name is kept in the row's data as well)."""
+    from ase.db.core import convert_str_to_int_float_bool_or_str
+
+    if text.startswith("#") or not isinstance(convert_str_to_int_float_bool_or_str(text), str):
+        return "#" + text
+    return text
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _store_message(shown: str, action: str, exc: BaseException) -> str:
+def _store_detail(exc: BaseException) -> str:
+    """The first line of a store error, with disk-full errors said so."""
     text = _first_line(exc)
     low = f"{text} {getattr(exc, 'strerror', '') or ''}".lower()
     if "disk is full" in low or "no space left" in low or "quota" in low \
             or getattr(exc, "errno", None) in (28, 122):
-        return f"result store {shown}: disk full (or quota exceeded) while {action}: {text}"
+        return f"disk full (or quota exceeded): {text}"
+    return text
+
+
+def _store_message(shown: str, action: str, exc: BaseException) -> str:
+    text = _first_line(exc)
+    detail = _store_detail(exc)
+    low = text.lower()
+    if detail.startswith("disk full"):
+        return f"result store {shown}: {detail} (while {action})"
     if "malformed" in low or "not a database" in low or "disk i/o error" in low:
         return (f"result store {shown} is damaged ({text}); move it aside and rerun — results still "
                 f"in the work directory are ingested again")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,35 @@ def _merge_spec(base: dict, over: dict) -> dict:
 
 
 def _make_spec(d: dict, where: str) -> CalcSpec:
+    _check_programs(d.get("settings") or {}, where)
     try:
         return CalcSpec.from_dict(d)
     except HetflowError as exc:
         raise _err(where, str(exc)) from exc
+    except (TypeError, ValueError) as exc:
+        raise _err(where, f"spec: {validate.printable(exc)}") from None
+
+
+_CP2K_PROGRAM = re.compile(r"cp2k(\.[a-z]+)?")
+_BLAS_LIBRARY = re.compile(r"lib[A-Za-z0-9_]*blas[A-Za-z0-9_]*\.so(\.[0-9]+)*")
+
+
+def _check_programs(settings: Any, where: str) -> None:
+    """Settings that choose a program or a library to load may name only what they are for:
+    a workflow file never runs an arbitrary program (``executable``) nor preloads an arbitrary
+    library into a worker (``blas``).  Other choices: HETFLOW_CP2K / HETFLOW_BLAS."""
+    if not isinstance(settings, dict):
+        return
+    exe = settings.get("executable")
+    if exe is not None and (not isinstance(exe, str) or not _CP2K_PROGRAM.fullmatch(Path(exe).name)
+                            or ("/" in exe and not exe.startswith("/"))):
+        raise _err(where, f"settings.executable {validate.shown(exe)} must name a CP2K program (cp2k.psmp, "
+                          "/opt/cp2k/bin/cp2k.popt …); set HETFLOW_CP2K for anything else")
+    blas = settings.get("blas")
+    if blas is not None and not (isinstance(blas, str) and (blas in ("auto", "openblas", "bundled") or (
+            blas.startswith("/") and _BLAS_LIBRARY.fullmatch(Path(blas).name)))):
+        raise _err(where, f"settings.blas {validate.shown(blas)} must be auto, openblas, bundled or the absolute "
+                          "path of a BLAS library (lib…blas….so); set HETFLOW_BLAS for anything else")
 
 
 def _builder_params(params: Any, where: str) -> dict[str, Any]:
@@ -210,6 +236,9 @@ def _check_builder_entry(entry: dict, where: str) -> None:
         names = params.get("names")
         if not isinstance(names, list) or not names or set(params) - {"names", "vacuum"}:
             raise _err(where, "builder molecule takes params {names: [..], vacuum: Å}")
+        bad = [n for n in names if not isinstance(n, str)]
+        if bad:
+            raise _err(where, f"molecule names must be strings, got {validate.shown(bad[0])}")
         return
     _resolve_builder(entry["builder"], where)
     for k, v in params.items():
@@ -259,14 +288,19 @@ def _file_path(entry: dict, where: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def _index(entry: dict, where: str) -> str | int:
+    index = entry.get("index", ":")
+    if isinstance(index, bool) or not isinstance(index, (str, int)) or \
+            (isinstance(index, str) and not re.fullmatch(r"-?\d*(:-?\d*){0,2}", index.strip())):
+        raise _err(where, "index must be a string like ':' or '0:3' or an integer")
+    return index
+
+
 def _read(entry: dict, where: str, root: Path) -> list[tuple[str, Atoms]]:
     from ase.io import read
 
     path = _file_path(entry, where, root)
-    index = entry.get("index", ":")
-    if isinstance(index, bool) or not isinstance(index, (str, int)) or \
-            (isinstance(index, str) and not __import__("re").fullmatch(r"-?\d*(:-?\d*){0,2}", index.strip())):
-        raise _err(where, "index must be a string like ':' or '0:3' or an integer")
+    index = _index(entry, where)
     try:
         validate.structure_file(path, "structure file")
     except InputError as exc:
@@ -420,6 +454,7 @@ def load_workflow_file(path: str | Path, structures: bool = True) -> WorkflowFil
                 _check_builder_entry(e, w)
             elif "file" in e:
                 _file_path(e, w, root)
+                _index(e, w)
             declared += [n for n in _declared(e) if n not in declared]
             continue
         if "file" in e:
