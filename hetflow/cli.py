@@ -122,7 +122,7 @@ class _Checked(click.ParamType):
 
 
 def _check_size(ctx, param, value):
-    if value is not None and len(value) == 3:
+    if value is not None and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value):
         try:
             validate.size3(value, "--size")
         except HetflowError as exc:

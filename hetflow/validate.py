@@ -451,8 +451,8 @@ def size3(value: Any, what: str = "size") -> tuple[int, int, int]:
 
 # ----------------------------------------------------------------------------- CLI rules
 #: bounds of CLI options by parameter name (ints and floats); options not listed are only
-#: required to be finite and of moderate size (|x| ≤ 1e9).  ``size`` must be positive: its
-#: message is the builder's ("size must be positive …").
+#: required to be finite and of moderate size (|x| ≤ 1e9).  That ``size`` is positive is left
+#: to the builders ("size must be positive in every direction …"); its total is bounded here.
 CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "seed": {"lo": 0, "hi": 2**32 - 1},
     "workers": {"lo": 1, "hi": 100_000},
@@ -465,7 +465,7 @@ CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "lines": {"lo": 0, "hi": 10**6},
     "charge": {"lo": -1000, "hi": 1000},
     "multiplicity": {"lo": 1, "hi": 1000},
-    "size": {"lo": 1, "hi": MAX_OCTAHEDRA},
+    "size": {"hi": MAX_OCTAHEDRA},  # positivity: the builders' own message
     "inplane": {"lo": 1, "hi": 64},
     "fmax": {"lo": 0, "lo_open": True, "hi": 1000},
     "vacuum": {"lo": 0, "hi": 1000},
