@@ -22,9 +22,16 @@ from hetflow.errors import OutputError
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})\.(?P<host>.+)$")
 
 
+def _target(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.name or path.name in (".", "..") or path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory, give a file name")
+    return path
+
+
 def tmp_path(path: str | Path) -> Path:
     """A fresh temporary name next to ``path`` for this process."""
-    path = Path(path)
+    path = _target(path)
     return path.with_name(f".{path.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}.{procs.hostname()}")
 
 
@@ -34,7 +41,7 @@ def _fail(path: Path, exc: OSError) -> OutputError:
 
 def write_atomic(path: str | Path, data: bytes | str, fsync: bool = True) -> Path:
     """Replace ``path`` by ``data`` atomically (see module doc)."""
-    path = Path(path)
+    path = _target(path)
     sweep_stale(path.parent, path.name)
     tmp = tmp_path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -54,7 +61,7 @@ def write_atomic(path: str | Path, data: bytes | str, fsync: bool = True) -> Pat
 def write_via(path: str | Path, writer: Callable[[Path], None]) -> Path:
     """Atomic replacement for writers that take a file name (e.g. ``ase.io.write``):
     ``writer(tmp)`` then rename."""
-    path = Path(path)
+    path = _target(path)
     sweep_stale(path.parent, path.name)
     tmp = tmp_path(path)
     try:

@@ -190,6 +190,34 @@ def _check_builder_value(key: str, value: Any, where: str) -> None:
             raise _err(where, str(exc)) from None
 
 
+_ANNOTATION_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
+
+
+def _check_annotation(builder: str, p: inspect.Parameter, value: Any, where: str) -> None:
+    """A YAML value fits the builder parameter's annotation (``str``, ``int``, ``float``,
+    ``bool``, ``None`` and ``tuple``/``list`` parts; other parts such as ``Atoms`` cannot come
+    from YAML and are ignored)."""
+    ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+    if not ann or ann is inspect.Parameter.empty:
+        return
+    parts = [x.strip() for x in re.split(r"\|", re.sub(r"\[.*\]", "", str(ann)))]
+    allowed: tuple = ()
+    for part in parts:
+        if part in _ANNOTATION_TYPES:
+            allowed += _ANNOTATION_TYPES[part]
+        elif part in ("tuple", "list", "Sequence"):
+            allowed += (list,)
+    if not allowed:
+        return
+    if isinstance(value, bool) and bool not in allowed:
+        ok = False
+    else:
+        ok = isinstance(value, allowed)
+    if not ok:
+        raise _err(where, f"builder {builder}: params.{p.name} must be {ann}, got {type(value).__name__} "
+                          f"{validate.shown(value)}")
+
+
 def _molecules(entry: dict, params: dict, where: str) -> list[tuple[str, Atoms]]:
     from ase.build import molecule
 
@@ -266,13 +294,16 @@ def _build(entry: dict, where: str) -> list[tuple[str, Atoms]]:
                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in params]
     if missing:
         raise _err(where, f"builder {short} needs parameter(s) {', '.join(missing)}")
+    for p in sig.parameters.values():
+        if p.name in params:
+            _check_annotation(short, p, params[p.name], where)
     args = {k: tuple(v) if isinstance(v, list) and k in ("size", "inplane") else v for k, v in params.items()}
     try:
         res = fn(**args)
     except HetflowError as exc:
         raise _err(where, str(exc)) from exc
-    except (TypeError, ValueError, KeyError, IndexError) as exc:
-        raise _err(where, f"builder {short}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a registered builder given parameters it cannot use
+        raise _err(where, f"builder {short}: {type(exc).__name__}: {validate.printable(exc)}") from None
     items = res if isinstance(res, (list, tuple)) else [res]
     if not items or not all(isinstance(a, Atoms) for a in items):
         raise _err(where, f"builder {short} must return Atoms or a list of Atoms")
