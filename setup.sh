@@ -17,5 +17,8 @@ fi
 if python3 -c 'import sys, sysconfig, os; sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'; then
   export PIP_BREAK_SYSTEM_PACKAGES=1
 fi
+# PyTorch CPU build first (the MLIP backends chgnet/sevennet need it): pinned, so pip takes the CPU
+# wheel and not a CUDA build of several GB that an unpinned "torch" from chgnet/sevenn would pull
+python3 -m pip install -q 'torch==2.13.0'
 python3 -m pip install -q -e '.[dev]'
 echo "hetflow installed: $(command -v hetflow)"

@@ -31,6 +31,7 @@ def main(argv=None) -> int:
         ["bench_symmetry.py"],
         ["bench_scaling.py", "--max-atoms", "250"],
         ["bench_exchange_scan.py"],
+        ["bench_mo_sizes.py"],
     ]
     quick = [
         ["bench_overhead.py", "--tiny", "10", "--medium", "3"],
@@ -38,6 +39,7 @@ def main(argv=None) -> int:
         ["bench_symmetry.py"],
         ["bench_scaling.py", "--max-atoms", "70", "--tasks", "4"],
         ["bench_exchange_scan.py", "--fmax", "0.3"],
+        ["bench_mo_sizes.py", "--configs", "1"],
     ]
     runs = quick if a.quick else full
     if not a.no_blas:

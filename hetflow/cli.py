@@ -148,8 +148,14 @@ def _harden(cmd: click.Command) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hetflow")
-def app() -> None:
+@click.option("-v", "--verbose", count=True, help="More log output: -v info (e.g. relaxations stopped at "
+              "their step cap), -vv debug.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+def app(verbose: int = 0, quiet: bool = False) -> None:
     """hetflow — build, run and analyse halide-perovskite heterostructure models."""
+    from hetflow.workflows.progress import setup_logging
+
+    setup_logging(-1 if quiet else verbose)
 
 
 for _name in COMMAND_MODULES:

@@ -39,6 +39,11 @@ class WorkflowError(HetflowError):
     """A workflow definition or execution problem (cycle, bad YAML, store, scheduler)."""
 
 
+class CalculationStopped(CalculatorError):
+    """A calculation stopped before its end on purpose (walltime reached) with its restart
+    files in place: not a failure — resubmitting the task resumes it."""
+
+
 class StoreError(WorkflowError):
     """The result store cannot be read or written (locked, corrupt, disk full, unreachable)."""
 

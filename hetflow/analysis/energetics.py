@@ -299,7 +299,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
-        return "" if v is None else str(v)
+        return "—" if v is None else str(v)
 
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]

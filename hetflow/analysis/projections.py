@@ -12,6 +12,12 @@ populations are not bounded: a group's fraction may be slightly negative or abov
 **CP2K**: ``MOData.projections`` = ``{group: (nmo,) weight}`` from ``&LDOS`` lists; the weights
 of each MO are normalised over the groups given.
 
+**Summaries** (MO data read from a result store or a ``--json`` file): C and S live in the
+``.npz`` named by ``MOData.data_file`` (:mod:`hetflow.calculators.mo_io`) and the summary
+carries the domain fractions computed when the result was written.  Those are used when the
+groups asked for are exactly theirs; any other grouping (elements, overrides) loads C and S
+from the file and does the Mulliken sum.
+
 **Projection domains** (:func:`projection_domains`), per atom:
 
 * ``domain == "chalcohalide"`` → ``"chalcohalide"``;
@@ -76,6 +82,11 @@ def group_fractions(mo: MOData, labels: Sequence[str]) -> dict[str, np.ndarray]:
     names agree).  Fractions of each MO sum to 1 over the groups.
     """
     labels = np.asarray(labels).astype(str)
+    if mo.coefficients is None and mo.data_file and not (
+            mo.projections and set(mo.projections) == set(labels.tolist())):
+        from hetflow.calculators.mo_io import load_full
+
+        mo = load_full(mo)
     if mo.coefficients is not None:
         pop = mulliken_atom_populations(mo, natoms=len(labels))
         groups = list(dict.fromkeys(labels.tolist()))
@@ -148,8 +159,11 @@ def _common(values: np.ndarray, default: str) -> str:
 
 def domain_fractions(mo: MOData, atoms: Atoms,
                      overrides: Sequence[str] | Mapping[int, str] | None = None) -> dict[str, np.ndarray]:
-    """Fraction of each MO on each projection domain (chalcohalide / CsPbCl3 / CsPbI3 …)."""
-    if mo.coefficients is None and mo.projections:
+    """Fraction of each MO on each projection domain (chalcohalide / CsPbCl3 / CsPbI3 …).
+
+    A summary's stored fractions are used unless ``overrides`` are given and its data file
+    allows the Mulliken sum with them."""
+    if mo.coefficients is None and mo.projections and (overrides is None or not mo.data_file):
         return group_fractions(mo, list(mo.projections))
     return group_fractions(mo, projection_domains(atoms, overrides))
 

@@ -239,5 +239,8 @@ def _serve(rfd: int, wfd: int) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("HETFLOW_WORKER_LOGLEVEL", "WARNING"))
+    # ERROR by default: what this child would warn about (SCF recovery steps, unconverged
+    # relaxations) is returned in the CalcResult and reported by the parent; its stderr is
+    # the terminal a progress bar is drawn on
+    logging.basicConfig(level=os.environ.get("HETFLOW_WORKER_LOGLEVEL", "ERROR"))
     _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -17,9 +17,10 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
-Backend = Literal["tblite", "xtb-python", "cp2k", "fake"]
+Backend = Literal["tblite", "xtb-python", "cp2k", "chgnet", "sevennet", "fake"]
 Task = Literal["single_point", "relax"]
 
 #: Methods each backend accepts (case-insensitive on input, stored canonical).
@@ -27,7 +28,24 @@ METHODS: dict[str, tuple[str, ...]] = {
     "tblite": ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"),
     "xtb-python": ("GFN1-xTB", "GFN2-xTB"),
     "cp2k": ("PBE",),
+    "chgnet": ("CHGNet-0.3.0",),
+    "sevennet": ("7net-0",),
     "fake": ("LJ", "EMT-like"),
+}
+
+#: Machine-learned potentials (:mod:`hetflow.calculators.mlip`): neutral, closed-shell, no MOs.
+MLIP_BACKENDS: tuple[str, ...] = ("chgnet", "sevennet")
+
+#: Other accepted spellings of a method, per backend (lower case) → canonical name.
+METHOD_ALIASES: dict[str, dict[str, str]] = {
+    "chgnet": {"chgnet": "CHGNet-0.3.0", "0.3.0": "CHGNet-0.3.0"},
+    "sevennet": {"sevennet-0": "7net-0", "7net-0_11jul2024": "7net-0", "sevennet": "7net-0", "7net": "7net-0"},
+}
+
+#: Accepted spellings of ``CalcSpec.prerelax`` (lower case) → the MLIP backend that pre-relaxes.
+PRERELAX_ALIASES: dict[str, str] = {
+    "chgnet": "chgnet", "chgnet-0.3.0": "chgnet",
+    "sevennet": "sevennet", "7net-0": "sevennet", "sevennet-0": "sevennet",
 }
 
 #: Version of the calculation code that enters every content key.  Bump it when a change
@@ -35,10 +53,20 @@ METHODS: dict[str, tuple[str, ...]] = {
 CALC_CODE_VERSION = "1"
 
 
-def canonical_method(backend: str, method: str) -> str:
-    """Return the canonical spelling of ``method`` for ``backend`` or raise InputError."""
+def canonical_method(backend: str, method: str | None) -> str:
+    """Return the canonical spelling of ``method`` for ``backend`` or raise InputError.
+
+    ``None`` means the backend's default method (the first of :data:`METHODS`).
+    """
     if backend not in METHODS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(METHODS)}")
+    if method is None:
+        return METHODS[backend][0]
+    if not isinstance(method, str):
+        raise InputError(f"method must be a string, got {method!r}")
+    alias = METHOD_ALIASES.get(backend, {}).get(method.strip().lower())
+    if alias is not None:
+        return alias
     wanted = method.strip().lower().replace("_", "-")
     for m in METHODS[backend]:
         if wanted in (m.lower(), m.lower().replace("-xtb", "")):
@@ -55,24 +83,29 @@ class CalcSpec:
 
     Attributes
     ----------
-    backend: ``"tblite"`` (default), ``"xtb-python"``, ``"cp2k"`` or ``"fake"`` (tests of the
-        orchestration only).
-    method: e.g. ``"GFN1-xTB"``, ``"GFN2-xTB"``, ``"PBE"``.
+    backend: ``"tblite"`` (default), ``"xtb-python"``, ``"cp2k"``, the machine-learned
+        potentials ``"chgnet"`` and ``"sevennet"``, or ``"fake"`` (tests of the orchestration only).
+    method: e.g. ``"GFN1-xTB"``, ``"GFN2-xTB"``, ``"PBE"``, ``"CHGNet-0.3.0"``, ``"7net-0"``;
+        ``None`` (default) = the backend's default (GFN1-xTB for tblite, PBE for cp2k, …).
     task: ``"single_point"`` or ``"relax"``.
     charge: total charge in units of e.
     multiplicity: spin multiplicity 2S+1 (1 = closed shell).
     periodic: use periodic boundary conditions (the structure must carry a cell).
     fmax: force convergence for relaxations, eV/Å.
     max_steps: optimiser step limit for relaxations.
-    optimizer: ``"FIRE"``, ``"LBFGS"``, ``"BFGS"`` or ``"PreconLBFGS"``.
+    optimizer: ``"FIRE"``, ``"LBFGS"``, ``"BFGS"``, ``"PreconLBFGS"`` or ``"Sella"`` (Cartesian).
     want_mo: also return molecular-orbital data (eigenvalues, occupations, coefficients,
         overlap or per-domain projections).
     settings: backend-specific settings as a tuple of ``(key, value)`` pairs (kept as a
         tuple so the spec stays hashable); use :meth:`with_settings` / :attr:`settings_dict`.
+    prerelax: ``None`` or a machine-learned potential (``"chgnet"``, ``"sevennet"``) that relaxes
+        the structure first (``task="relax"`` only); the target method's relaxation then starts from
+        that geometry and the result's energy, forces and ``converged`` are the target method's own.
+        Enters the content key only when set.
     """
 
     backend: str = "tblite"
-    method: str = "GFN1-xTB"
+    method: str | None = None
     task: str = "single_point"
     charge: int = 0
     multiplicity: int = 1
@@ -82,6 +115,7 @@ class CalcSpec:
     optimizer: str = "FIRE"
     want_mo: bool = False
     settings: tuple[tuple[str, Any], ...] = ()
+    prerelax: str | None = None
 
     def __post_init__(self) -> None:
         from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
@@ -105,6 +139,29 @@ class CalcSpec:
         if not isinstance(self.settings, tuple):
             raise InputError(f"settings must be a mapping, got {type(self.settings).__name__}")
         validate.finite_data(self.settings_dict, "settings")
+        self._check_mlip()
+
+    def _check_mlip(self) -> None:
+        """What the machine-learned potentials cannot do, refused at the edge (one line each)."""
+        if self.prerelax is not None:
+            name = PRERELAX_ALIASES.get(str(self.prerelax).strip().lower())
+            if name is None:
+                raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(MLIP_BACKENDS)}")
+            object.__setattr__(self, "prerelax", name)
+            if self.task != "relax":
+                raise InputError("prerelax needs task='relax'")
+            if name == self.backend:
+                raise InputError(f"prerelax {name!r} is the target backend itself; drop prerelax")
+        mlips = [b for b in (self.backend, self.prerelax) if b in MLIP_BACKENDS]
+        for b in mlips:
+            if self.charge != 0:
+                raise InputError(f"{b} cannot model charged systems (charge={self.charge}); use an xTB or cp2k backend")
+            if self.multiplicity != 1:
+                raise InputError(
+                    f"{b} cannot model spin (multiplicity={self.multiplicity}); use an xTB or cp2k backend"
+                )
+        if self.backend in MLIP_BACKENDS and self.want_mo:
+            raise InputError(f"{self.backend} has no molecular orbitals (want_mo=True); use an xTB or cp2k backend")
 
     @property
     def settings_dict(self) -> dict[str, Any]:
@@ -136,8 +193,15 @@ class CalcSpec:
         return cls(**d)
 
     def key(self) -> str:
-        """Stable hash of the spec (sha256 hex, 16 chars)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Stable hash of the spec (sha256 hex, 16 chars).
+
+        ``prerelax`` enters only when set, so specs without it keep the keys they had before
+        the field existed (cached results stay valid).
+        """
+        d = self.to_dict()
+        if d.get("prerelax") is None:
+            d.pop("prerelax", None)
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -180,53 +244,6 @@ def calc_key(atoms: Atoms, spec: CalcSpec) -> str:
 
 
 @dataclass
-class MOData:
-    """Molecular-orbital data of a converged calculation.
-
-    eigenvalues: (nmo,) orbital energies in eV.
-    occupations: (nmo,) occupation numbers (0…2 for closed shell).
-    coefficients: (nao, nmo) MO coefficients, or None (CP2K gives projections instead).
-    overlap: (nao, nao) AO overlap matrix, or None.
-    ao_atom: (nao,) index of the atom each AO sits on, or None.
-    projections: optional mapping group name → (nmo,) fraction of each MO on that group
-        (what CP2K's ``&LDOS`` lists give).
-    """
-
-    eigenvalues: np.ndarray
-    occupations: np.ndarray
-    coefficients: np.ndarray | None = None
-    overlap: np.ndarray | None = None
-    ao_atom: np.ndarray | None = None
-    projections: dict[str, np.ndarray] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "eigenvalues": np.asarray(self.eigenvalues).tolist(),
-            "occupations": np.asarray(self.occupations).tolist(),
-        }
-        for name in ("coefficients", "overlap", "ao_atom"):
-            v = getattr(self, name)
-            if v is not None:
-                out[name] = np.asarray(v).tolist()
-        if self.projections is not None:
-            out["projections"] = {k: np.asarray(v).tolist() for k, v in self.projections.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MOData":
-        arr = lambda k: None if d.get(k) is None else np.asarray(d[k])  # noqa: E731
-        proj = d.get("projections")
-        return cls(
-            eigenvalues=np.asarray(d["eigenvalues"], dtype=float),
-            occupations=np.asarray(d["occupations"], dtype=float),
-            coefficients=arr("coefficients"),
-            overlap=arr("overlap"),
-            ao_atom=None if d.get("ao_atom") is None else np.asarray(d["ao_atom"], dtype=int),
-            projections=None if proj is None else {k: np.asarray(v) for k, v in proj.items()},
-        )
-
-
-@dataclass
 class CalcResult:
     """Outcome of one calculation.
 
@@ -234,6 +251,10 @@ class CalcResult:
     relaxations, input for single points), with the input's label arrays preserved.
     converged: SCF (and, for relaxations, geometry) converged.
     scf_steps / opt_steps: iteration counts (None when the backend does not report them).
+    force_calls: energy+force evaluations of the spec's own method (an optimiser step can take
+        more than one: line searches, Sella, PreconLBFGS; summed over restarts; 1 for a single
+        point; None when the backend does not report them, e.g. CP2K's own GEO_OPT).  A
+        pre-relaxation's calls are in ``extra["prerelax"]``, not here.
     wall_time: seconds.  recovery: recovery actions applied, in order.
     mo: MO data when the spec asked for it.  versions: code versions used.
     """
@@ -250,11 +271,14 @@ class CalcResult:
     mo: MOData | None = None
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    force_calls: int | None = None
 
     def summary(self) -> str:
         return (
             f"E = {self.energy:.6f} eV, converged={self.converged}, "
-            f"scf={self.scf_steps}, opt={self.opt_steps}, {self.wall_time:.1f} s"
+            f"scf={self.scf_steps}, opt={self.opt_steps}, "
+            + (f"force calls={self.force_calls}, " if self.force_calls is not None else "")
+            + f"{self.wall_time:.1f} s"
             + (f", recovery: {'; '.join(self.recovery)}" if self.recovery else "")
         )
 

@@ -1,10 +1,14 @@
-"""CP2K PBE backend: inputs built and validated with cp2k-input-tools, run, parsed.
+"""CP2K PBE backend: inputs built and validated with cp2k-input-tools and ``cp2k.psmp --check``,
+run (resuming interrupted runs), parsed.
 
 The ``"paper"`` preset is the published method (SCIENCE.md): PBE, GTH-PBE pseudopotentials,
-DZVP-MOLOPT-SR-GTH basis, plane-wave cutoff 400 Ry, non-periodic box (``PERIODIC NONE``,
-``WAVELET`` Poisson solver) of 52 × 68 × 52 Å — or, with ``settings["vacuum"]`` (Å), a box sized
-to the model plus that vacuum on each side — and, for ``task="relax"``, a CP2K ``GEO_OPT`` to a
-maximum force of 4.5e-4 Ha/Bohr (BFGS).
+DZVP-MOLOPT-SR-GTH basis, plane-wave cutoff 400 Ry, non-periodic box (``PERIODIC NONE``) of
+52 × 68 × 52 Å — or, with ``settings["vacuum"]`` (Å), a cubic box of the largest model extent
+plus that vacuum on each side — and, for ``task="relax"``, a CP2K ``GEO_OPT`` (BFGS) to a maximum
+force of 4.5e-4 Ha/Bohr.  Box and Poisson solver follow the rule of
+:mod:`hetflow.calculators.cp2k_box` (WAVELET in cubic boxes, MT in non-cubic boxes at least twice
+the density extent, else WAVELET in the enclosing cube); the input's header comment says which
+and why.
 
 Settings (``spec.settings``):
 
@@ -13,7 +17,8 @@ key                 meaning                                                     
 ================== ============================================================ ===============
 ``preset``          only ``"paper"``                                             ``"paper"``
 ``box``             box edges a, b, c in Å                                       52, 68, 52
-``vacuum``          Å of vacuum each side: box = model extent + 2·vacuum         (use ``box``)
+``vacuum``          Å of vacuum each side: cubic box, edge = largest extent + 2·vacuum (use ``box``)
+``poisson_solver``  ``auto``, ``WAVELET``, ``MT``, ``ANALYTIC`` (cp2k_box)       ``auto``
 ``cutoff``          plane-wave cutoff, Ry                                        400
 ``max_scf``         SCF steps per attempt (inner loop)                           50
 ``eps_scf``         SCF convergence                                              1e-6
@@ -30,10 +35,24 @@ key                 meaning                                                     
 Data files: ``data_dir`` setting, else ``$CP2K_DATA_DIR``, else ``/usr/share/cp2k/data``, else
 ``/usr/share/cp2k`` (where Debian's ``cp2k-data`` installs them).
 
-Recovery ladder (only for "SCF run NOT converged"): ``diagonalization`` (OT → diagonalisation with
-Fermi–Dirac smearing at 300 K, 20 % extra MOs and Broyden mixing α = 0.2), ``more_steps`` (same with
-3× ``max_scf``), ``restart_wfn`` (same, starting from the last attempt's ``-RESTART.wfn``).
-Every attempt writes ``<workdir>/attempt-<k>/`` with its own input and output.
+Error handlers, each recorded in ``CalcResult.recovery`` (→ the store's provenance) and none
+changing a setting that enters energy differences unless it says so:
+
+* SCF non-convergence — the ladder of :mod:`hetflow.calculators.recovery` (``diagonalization``,
+  ``more_steps``; opt-in ``restart_wfn``, ``smearing``), each from the last ``-RESTART.wfn``.
+* walltime — ``&GLOBAL WALLTIME`` below the allocation's end; a run CP2K stopped there raises
+  :class:`~hetflow.errors.CalculationStopped` and resumes on resubmission
+  (:mod:`hetflow.calculators.cp2k_restart`).
+* kill / node loss — an attempt with an output but no ``result.ok`` resumes from its last
+  geometry and wavefunction.
+* truncated output (no total energy although CP2K ended) — the attempt reruns once, resuming.
+* geometry-step exhaustion — the ``max_steps`` budget (counted over resumptions) is never
+  exceeded: the result is returned with ``converged=False`` and the final max force recorded.
+
+Every attempt writes ``<workdir>/attempt-<k>/`` with its own input and output; interrupted runs
+of an attempt are archived in ``attempt-<k>/segment-<n>/``.
+``CalcResult.extra["energy_settings"]`` lists the settings that enter energy differences
+(compare rows with :func:`hetflow.calculators.recovery.energy_settings_differ`).
 
 Units out: eV, eV/Å, Å; MO eigenvalues in eV.
 """
@@ -56,10 +75,12 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from ase.units import Bohr, Hartree
 
+from hetflow.calculators import cp2k_restart as rst
 from hetflow.calculators.base import CalcResult, CalcSpec, MOData
+from hetflow.calculators.cp2k_box import PoissonChoice, choose_poisson
 from hetflow.calculators.electrons import check_charge_multiplicity
-from hetflow.calculators.recovery import CP2K_LADDER, ladder_steps
-from hetflow.errors import CalculatorError, ConvergenceError, InputError
+from hetflow.calculators.recovery import CP2K_LADDER, CP2K_STEPS, ENERGY_AFFECTING, ladder_steps
+from hetflow.errors import CalculationStopped, CalculatorError, ConvergenceError, InputError
 
 log = logging.getLogger("hetflow.calculators.cp2k")
 
@@ -84,7 +105,8 @@ CP2K_DEFAULTS: dict[str, Any] = {
     "executable": "cp2k.psmp",
     "recovery": True,
 }
-_KNOWN = set(CP2K_DEFAULTS) | {"box", "vacuum", "cutoff", "max_force", "ldos_groups", "data_dir", "threads"}
+_KNOWN = set(CP2K_DEFAULTS) | {"box", "vacuum", "cutoff", "max_force", "ldos_groups", "data_dir", "threads",
+                               "poisson_solver"}
 PROJECT = "hetflow"
 _SYMBOLS = set(chemical_symbols[1:])
 
@@ -111,7 +133,8 @@ def cp2k_settings(spec: CalcSpec) -> dict[str, Any]:
     if len(box) != 3 or min(float(x) for x in box) <= 0:
         raise InputError(f"setting 'box' must be three positive lengths in Å, got {box!r}")
     out["box"] = tuple(float(x) for x in box)
-    ladder_steps(out["recovery"], CP2K_LADDER)
+    out.setdefault("poisson_solver", "auto")
+    ladder_steps(out["recovery"], CP2K_LADDER, CP2K_STEPS)
     return out
 
 
@@ -176,48 +199,59 @@ def ldos_groups(atoms: Atoms, settings: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def box_for(atoms: Atoms, settings: dict[str, Any]) -> tuple[float, float, float]:
-    """Box edges (Å): ``vacuum`` → extent + 2·vacuum, else ``box``; InputError when the model does not fit."""
-    extent = atoms.positions.max(axis=0) - atoms.positions.min(axis=0) if len(atoms) else np.zeros(3)
-    if settings.get("vacuum") is not None:
-        vac = float(settings["vacuum"])
-        if vac <= 0:
-            raise InputError(f"setting 'vacuum' must be > 0 Å, got {vac}")
-        return tuple(float(x) for x in extent + 2 * vac)  # type: ignore[return-value]
-    box = np.asarray(settings["box"], dtype=float)
-    if np.any(extent + 4.0 > box):
-        raise InputError(
-            f"model extent {np.round(extent, 1).tolist()} Å does not fit the box {box.tolist()} Å with "
-            "2 Å vacuum each side; enlarge 'box' or use 'vacuum'"
-        )
-    return tuple(float(x) for x in box)  # type: ignore[return-value]
+    """Box edges (Å) actually used (see :func:`hetflow.calculators.cp2k_box.choose_poisson`)."""
+    return choose_poisson(atoms, settings).box
 
 
 # ----------------------------------------------------------------------------- input
 
 
+def scf_section(step: str, s: dict[str, Any], natoms: int, restart: bool) -> dict[str, Any]:
+    """The ``&SCF`` section of one attempt (``step``: ``requested`` or a ladder step)."""
+    diag = step in ("diagonalization", "more_steps", "smearing") or (
+        step in ("requested", "restart_wfn") and s["scf"] == "diagonalization")
+    max_scf = int(s["max_scf"]) * (3 if step == "more_steps" else 1)
+    scf: dict[str, Any] = {"max_scf": max_scf, "eps_scf": float(s["eps_scf"]),
+                           "scf_guess": "RESTART" if restart else "ATOMIC",
+                           # the wavefunction after every SCF step (CP2K 2023.1 default: every 20th,
+                           # input_cp2k_dft.F), so that a killed run resumes from where it was
+                           "+print": {"+restart": {"+each": {"qs_scf": 1}, "backup_copies": 1}}}
+    if diag:
+        scf["added_mos"] = int(s["nlumo"]) if step != "smearing" else max(int(s["nlumo"]), int(0.2 * natoms) + 10)
+        scf["+diagonalization"] = {"_": True, "algorithm": "STANDARD"}
+        scf["+mixing"] = {"_": True, "method": "BROYDEN_MIXING", "alpha": 0.2, "nbroyden": 8}
+        if step == "smearing":
+            scf["+smear"] = {"_": True, "method": "FERMI_DIRAC", "electronic_temperature": 300.0}
+    else:
+        scf["+ot"] = {"_": True, "minimizer": "DIIS", "preconditioner": "FULL_SINGLE_INVERSE"}
+        scf["+outer_scf"] = {"_": True, "max_scf": 10, "eps_scf": float(s["eps_scf"])}
+    return scf
+
+
+def energy_settings(s: dict[str, Any], poisson: PoissonChoice, step: str) -> dict[str, Any]:
+    """The settings of one run that enter energy differences (compare rows with them)."""
+    return {"xc": PAPER_PRESET["xc"], "basis": PAPER_PRESET["basis"], "potential": PAPER_PRESET["potential_family"],
+            "cutoff_Ry": float(s["cutoff"]), "rel_cutoff_Ry": PAPER_PRESET["rel_cutoff"],
+            "poisson_solver": poisson.solver, "eps_scf": float(s["eps_scf"]),
+            "smearing_K": 300.0 if step == "smearing" else None}
+
+
 def build_input_tree(atoms: Atoms, spec: CalcSpec, attempt: str = "requested",
-                     wfn_restart: str | None = None) -> tuple[dict[str, Any], dict[str, list[int]]]:
-    """The CP2K input as a cp2k-input-tools tree, and the LDOS groups in file order."""
+                     wfn_restart: str | None = None, walltime: float | None = None,
+                     max_iter: int | None = None) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """The CP2K input as a cp2k-input-tools tree, and the LDOS groups in file order.
+
+    ``walltime``: seconds for ``&GLOBAL WALLTIME`` (None: no limit); ``max_iter``: GEO_OPT
+    steps left (default ``spec.max_steps``).
+    """
     s = cp2k_settings(spec)
     check_charge_multiplicity(atoms.numbers, spec.charge, spec.multiplicity, valence=False)
     ddir = data_dir(s)
     symbols = atoms.get_chemical_symbols()
     kinds = kinds_for(symbols, ddir)
-    box = box_for(atoms, s)
+    poisson = choose_poisson(atoms, s)
     groups = ldos_groups(atoms, s)
-
-    diag = attempt != "requested" or s["scf"] == "diagonalization"
-    max_scf = int(s["max_scf"]) * (3 if attempt in ("more_steps", "restart_wfn") else 1)
-    scf: dict[str, Any] = {"max_scf": max_scf, "eps_scf": float(s["eps_scf"]),
-                           "scf_guess": "RESTART" if wfn_restart else "ATOMIC"}
-    if diag:
-        scf["added_mos"] = max(int(s["nlumo"]), int(0.2 * len(atoms)) + 10)
-        scf["+diagonalization"] = {"_": True, "algorithm": "STANDARD"}
-        scf["+smear"] = {"_": True, "method": "FERMI_DIRAC", "electronic_temperature": 300.0}
-        scf["+mixing"] = {"_": True, "method": "BROYDEN_MIXING", "alpha": 0.2, "nbroyden": 8}
-    else:
-        scf["+ot"] = {"_": True, "minimizer": "DIIS", "preconditioner": "FULL_SINGLE_INVERSE"}
-        scf["+outer_scf"] = {"_": True, "max_scf": 10, "eps_scf": float(s["eps_scf"])}
+    scf = scf_section(attempt, s, len(atoms), bool(wfn_restart))
 
     dft: dict[str, Any] = {
         "basis_set_file_name": [str(ddir / PAPER_PRESET["basis_file"])],
@@ -227,7 +261,7 @@ def build_input_tree(atoms: Atoms, spec: CalcSpec, attempt: str = "requested",
         "uks": spec.multiplicity > 1,
         "+mgrid": {"cutoff": float(s["cutoff"]), "rel_cutoff": PAPER_PRESET["rel_cutoff"], "ngrids": 4},
         "+qs": {"eps_default": 1e-10, "method": "GPW"},
-        "+poisson": {"periodic": "NONE", "poisson_solver": "WAVELET"},
+        "+poisson": {"periodic": "NONE", "poisson_solver": poisson.solver},
         "+scf": scf,
         "+xc": {"+xc_functional": {"_": PAPER_PRESET["xc"]}},
         "+print": {"+pdos": {"nlumo": int(s["nlumo"]), "add_last": "NUMERIC"}},
@@ -238,14 +272,18 @@ def build_input_tree(atoms: Atoms, spec: CalcSpec, attempt: str = "requested",
         dft["+print"]["+pdos"]["+ldos"] = [{"list": [i + 1 for i in idx]} for idx in groups.values()]
 
     subsys = {
-        "+cell": {"abc": list(box), "periodic": "NONE"},
+        "+cell": {"abc": list(poisson.box), "periodic": "NONE"},
         "+coord": {"*": [f"{el} {x:.10f} {y:.10f} {z:.10f}" for el, (x, y, z) in zip(symbols, atoms.positions)]},
         "+kind": [{"_": el, **kinds[el]} for el in kinds],
         "+topology": {"+center_coordinates": {"_": True}},
     }
+    glob: dict[str, Any] = {"project_name": PROJECT, "run_type": "GEO_OPT" if spec.task == "relax" else "ENERGY_FORCE",
+                            "print_level": "MEDIUM"}
+    if walltime is not None:
+        secs = max(1, int(walltime))
+        glob["walltime"] = f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"  # HH:MM:SS
     tree: dict[str, Any] = {
-        "+global": {"project_name": PROJECT, "run_type": "GEO_OPT" if spec.task == "relax" else "ENERGY_FORCE",
-                    "print_level": "MEDIUM"},
+        "+global": glob,
         "+force_eval": [{
             "method": "QUICKSTEP",
             "+dft": dft,
@@ -255,10 +293,30 @@ def build_input_tree(atoms: Atoms, spec: CalcSpec, attempt: str = "requested",
     }
     if spec.task == "relax":
         tree["+motion"] = {
-            "+geo_opt": {"optimizer": "BFGS", "max_force": float(s["max_force"]), "max_iter": int(spec.max_steps)},
+            "+geo_opt": {"optimizer": "BFGS", "max_force": float(s["max_force"]),
+                         "max_iter": int(spec.max_steps if max_iter is None else max_iter)},
             "+print": {"+trajectory": {"format": "XYZ"}},
         }
     return tree, groups
+
+
+def input_header(atoms: Atoms, spec: CalcSpec, attempt: str, wfn_restart: str | None,
+                 walltime: float | None) -> str:
+    """Comment lines that open the input: method, box, Poisson solver and why, SCF start, walltime."""
+    import hetflow
+
+    s = cp2k_settings(spec)
+    p = choose_poisson(atoms, s)
+    lines = [
+        f"hetflow {hetflow.__version__} — CP2K input, preset {s['preset']}: {PAPER_PRESET['xc']}, "
+        f"{PAPER_PRESET['basis']}, {PAPER_PRESET['potential_family']}-qN, cutoff {float(s['cutoff']):g} Ry",
+        f"model {atoms.get_chemical_formula()} ({len(atoms)} atoms), {spec.task}",
+        f"box {' x '.join(f'{x:.3f}' for x in p.box)} Å, PERIODIC NONE, POISSON_SOLVER {p.solver}",
+        f"why: {p.reason}",
+        f"SCF attempt {attempt}" + (f", guess RESTART from {wfn_restart}" if wfn_restart else ", guess ATOMIC"),
+        f"WALLTIME {walltime:.0f} s (allocation end minus margin)" if walltime is not None else "no WALLTIME limit",
+    ]
+    return "".join(f"# {ln}\n" for ln in lines)
 
 
 def render_input(tree: dict[str, Any]) -> str:
@@ -304,22 +362,26 @@ def parsed_ldos_lists(text: str) -> list[list[int]]:
 
 
 def write_input(atoms: Atoms, spec: CalcSpec, directory: str | Path, attempt: str = "requested",
-                wfn_restart: str | None = None) -> Path:
-    """Write ``<directory>/hetflow.inp`` (validated) plus ``groups.json``; return the input path.
+                wfn_restart: str | None = None, walltime: float | None = None,
+                max_iter: int | None = None) -> Path:
+    """Write ``<directory>/hetflow.inp`` (validated, with a header saying which box and Poisson
+    solver and why) plus ``groups.json``; return the input path.
 
     Use this to prepare a run for an HPC machine; :func:`parse_output` reads the result back.
     """
     import json
 
-    tree, groups = build_input_tree(atoms, spec, attempt, wfn_restart)
-    text = render_input(tree)
+    tree, groups = build_input_tree(atoms, spec, attempt, wfn_restart, walltime, max_iter)
+    text = input_header(atoms, spec, attempt, wfn_restart, walltime) + render_input(tree)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{PROJECT}.inp").write_text(text)
     lists = parsed_ldos_lists(text)
     by_list = {tuple(i + 1 for i in idx): name for name, idx in groups.items()}
     order = [by_list[tuple(lst)] for lst in lists]
-    (d / "groups.json").write_text(json.dumps({"ldos_order": order, "groups": groups}))
+    poisson = choose_poisson(atoms, cp2k_settings(spec))
+    (d / "groups.json").write_text(json.dumps({"ldos_order": order, "groups": groups,
+                                               "poisson": poisson.to_dict()}))
     return d / f"{PROJECT}.inp"
 
 
@@ -375,51 +437,196 @@ def check_input_with_cp2k(inp: Path, settings: dict[str, Any] | None = None) -> 
         raise CalculatorError(f"CP2K rejects {inp}: {msg}")
 
 
-def run_cp2k(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
-    """Write, run and parse CP2K for ``spec`` (single point or GEO_OPT), with the recovery ladder."""
+def precheck(atoms: Atoms, spec: CalcSpec, directory: str | Path) -> Path:
+    """Write the first attempt's input into ``directory`` and validate it — with cp-input-tools
+    always and with ``cp2k.psmp --check`` when CP2K is installed here (before a job is submitted).
+    Raises InputError / CalculatorError with CP2K's own message."""
     s = cp2k_settings(spec)
-    cmd_probe = command(s)  # missing executable: fail before writing anything
-    del cmd_probe
+    inp = write_input(atoms, spec, directory)
+    try:
+        executable(s)
+    except CalculatorError:
+        return inp  # CP2K only on the compute nodes (module): cp2k-input-tools validated it
+    check_input_with_cp2k(inp, s)
+    return inp
+
+
+def _wfn_ok(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+def _out_text(d: Path) -> str:
+    out = d / f"{PROJECT}.out"
+    return out.read_text(errors="replace") if out.exists() else ""
+
+
+class _Run:
+    """Bookkeeping of one run_cp2k call: records and the step budget over attempts and segments."""
+
+    def __init__(self, spec: CalcSpec, s: dict[str, Any]):
+        self.spec, self.s = spec, s
+        self.recovery: list[str] = []
+        self.geo_used = 0
+
+    def note(self, line: str) -> None:
+        self.recovery.append(line)
+        log.warning(line)
+
+
+def _resume_point(d: Path, k: int, start: Atoms, wfn: str | None, run: _Run,
+                  why: str | None = None, archive: bool = True) -> tuple[Atoms, str | None]:
+    """Where to resume attempt ``k`` from: its last segment (archived first from the
+    interrupted run's files when ``archive``) — last trajectory frame and wavefunction."""
+    seg = rst.archive_segment(d, why) if archive else rst.segments(d)[-1]
+    geo_txt, wfn_txt = "the attempt's start geometry", "its start guess"
+    if run.spec.task == "relax":
+        frames = [g for g in rst.segments(d) if g.frames]
+        if frames:
+            start = _last_xyz_frame(frames[-1].trajectory, start)
+            geo_txt = f"frame {frames[-1].frames} of {frames[-1].trajectory.relative_to(d.parent)}"
+    wfns = [g for g in rst.segments(d) if g.has_wfn]
+    if wfns:
+        wfn = str(wfns[-1].wfn)
+        wfn_txt = f"{wfns[-1].wfn.relative_to(d.parent)} (SCF_GUESS RESTART)"
+    if archive:
+        run.note(f"cp2k: attempt-{k} resumed after {seg.reason} (segment {seg.index}: "
+                 f"{seg.scf_iterations} SCF iterations, {seg.geo_steps} geometry steps done) "
+                 f"from {geo_txt} and {wfn_txt}")
+    return start, wfn
+
+
+def _attempt(d: Path, k: int, step: str, start: Atoms, wfn: str | None, run: _Run) -> CalcResult:
+    """Run (or resume, or re-read) attempt ``k``; ConvergenceError when its SCF failed."""
+    spec, s = run.spec, run.s
+    done = d / "result.ok"
+    for _try in range(2):
+        if done.exists():
+            try:
+                return parse_output(d, start, spec)
+            except ConvergenceError:
+                raise
+            except CalculatorError as exc:
+                if any(g.reason.startswith("truncated") for g in rst.segments(d)):
+                    raise
+                walltime = rst.cp2k_walltime()  # before touching any file: CalculationStopped
+                done.unlink()
+                start, wfn = _resume_point(d, k, start, wfn, run, "truncated output of a finished run "
+                                           f"({str(exc).split(': ', 1)[-1]})")
+        else:
+            walltime = rst.cp2k_walltime()  # before touching any file: CalculationStopped
+            if (d / f"{PROJECT}.out").exists():
+                start, wfn = _resume_point(d, k, start, wfn, run)
+            elif rst.segments(d):  # archived earlier, not rerun since
+                start, wfn = _resume_point(d, k, start, wfn, run, archive=False)
+        budget = int(spec.max_steps) - run.geo_used - sum(g.geo_steps for g in rst.segments(d))
+        inp = write_input(start, spec, d, step, wfn, walltime, max(1, budget) if spec.task == "relax" else None)
+        check_input_with_cp2k(inp, s)
+        cmd = command(s)
+        log.info("CP2K %s (%s) in %s: %s", spec.task, step, d, " ".join(cmd))
+        proc = subprocess.run(cmd, cwd=d, env=_env(s), capture_output=True, text=True)
+        text = _out_text(d)
+        reason = rst.stop_reason(text)
+        if reason:
+            raise CalculationStopped(f"CP2K stopped at its {reason} ({walltime or 0:.0f} s) in {d} after "
+                                     f"{rst.scf_iterations(text)} SCF iterations; resubmit to resume from "
+                                     "its restart files")
+        if proc.returncode != 0 and not _scf_failed(text):
+            msg = _abort_message(text + proc.stdout + proc.stderr)
+            sig = -proc.returncode if proc.returncode < 0 else proc.returncode - 128 if proc.returncode > 128 else 0
+            if not msg and sig in (9, 15):  # SIGKILL (out of memory, scheduler) / SIGTERM
+                msg = (f"killed by signal {sig} ({'SIGKILL: out of memory or the scheduler' if sig == 9 else 'SIGTERM'}) "
+                       f"after {rst.scf_iterations(text)} SCF iterations; running it again resumes from its restart files")
+            raise CalculatorError(f"CP2K failed in {d}: {msg or f'exit status {proc.returncode}'}")
+        try:
+            result = parse_output(d, start, spec)
+        except ConvergenceError:
+            raise
+        except CalculatorError:
+            if rst.finished(text) or _try:
+                raise
+            start, wfn = _resume_point(d, k, start, wfn, run, "truncated output (CP2K exited 0 before its end)")
+            continue  # handler: truncated output → one rerun, resuming
+        done.write_text("ok\n")
+        return result
+    raise CalculatorError(f"CP2K output in {d} stays truncated after a rerun")
+
+
+def _collect(workdir: Path, last: int, result: CalcResult, run: _Run, step: str, atoms: Atoms) -> None:
+    """Totals and records over all attempts and segments into the result."""
+    restarts, scf_total, geo_total = [], 0, 0
+    for k in range(last + 1):
+        d = workdir / f"attempt-{k}"
+        for g in rst.segments(d):
+            restarts.append({"attempt": k, "segment": g.index, "reason": g.reason,
+                             "scf_iterations": g.scf_iterations, "geo_steps": g.geo_steps,
+                             "resumed_wfn": g.has_wfn, "resumed_frame": g.frames or None})
+            scf_total += g.scf_iterations
+            geo_total += g.geo_steps
+        text = _out_text(d)
+        scf_total += rst.scf_iterations(text)
+        geo_total += rst.geo_steps(text)
+    result.extra["restarts"] = restarts
+    warn = rst.warnings(_out_text(workdir / f"attempt-{last}"))
+    if warn:
+        result.extra["cp2k_warnings"] = warn
+        for w in warn:
+            log.warning("CP2K warning: %s", w)
+    result.extra["scf_iterations_total"] = scf_total
+    if result.spec.task == "relax":
+        result.opt_steps = geo_total
+        if not result.converged:
+            fmax = (float(np.sqrt((result.forces ** 2).sum(axis=1)).max()) * Bohr / Hartree
+                    if result.forces is not None else float("nan"))
+            run.note(f"cp2k: GEO_OPT stopped after {geo_total} steps (max_steps budget {result.spec.max_steps}, "
+                     f"counted over resumptions) with max force {fmax:.2e} Ha/Bohr > {float(run.s['max_force']):g}: "
+                     "returned as not converged, settings unchanged")
+            result.extra["geo_exhausted"] = True
+    poisson = choose_poisson(atoms, run.s)
+    result.extra["energy_settings"] = energy_settings(run.s, poisson, step)
+    result.extra["energy_affecting_recovery"] = step in ENERGY_AFFECTING
+    result.extra["poisson"] = poisson.to_dict()
+
+
+def run_cp2k(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
+    """Write, check, run and parse CP2K for ``spec`` (single point or GEO_OPT) with the error
+    handlers of the module doc; an interrupted earlier run in ``workdir`` is resumed."""
+    s = cp2k_settings(spec)
+    command(s)  # missing executable: fail before writing anything
+    choose_poisson(atoms, s)  # impossible box/solver: fail before writing anything
     tmp = None
     if workdir is None:
         tmp = tempfile.mkdtemp(prefix="hetflow-cp2k-")
         workdir = Path(tmp)
     workdir.mkdir(parents=True, exist_ok=True)
-    steps = ["requested"] + ladder_steps(s["recovery"], CP2K_LADDER)
-    recovery: list[str] = []
+    steps = ["requested"] + ladder_steps(s["recovery"], CP2K_LADDER, CP2K_STEPS)
+    run = _Run(spec, s)
     t0 = time.perf_counter()
     start = atoms.copy()
     wfn: str | None = None
     try:
         for k, step in enumerate(steps):
             d = workdir / f"attempt-{k}"
-            done = d / "result.ok"
-            write_input(start, spec, d, step, wfn if step == "restart_wfn" else None)
-            if not done.exists():
-                cmd = command(s)
-                log.info("CP2K %s (%s) in %s: %s", spec.task, step, d, " ".join(cmd))
-                proc = subprocess.run(cmd, cwd=d, env=_env(s), capture_output=True, text=True)
-                out_text = (d / f"{PROJECT}.out").read_text(errors="replace") if (d / f"{PROJECT}.out").exists() else ""
-                if proc.returncode != 0 and not _scf_failed(out_text):
-                    msg = _abort_message(out_text + proc.stdout + proc.stderr) or f"exit status {proc.returncode}"
-                    raise CalculatorError(f"CP2K failed in {d}: {msg}")
             try:
-                result = parse_output(d, start, spec)
+                result = _attempt(d, k, step, start, wfn, run)
             except ConvergenceError as exc:
+                text = _out_text(d)
+                run.geo_used += rst.geo_steps(text) + sum(g.geo_steps for g in rst.segments(d))
                 restart = d / f"{PROJECT}-RESTART.wfn"
-                wfn = str(restart) if restart.exists() else wfn
+                wfn = str(restart) if _wfn_ok(restart) else wfn
                 geo = d / f"{PROJECT}-pos-1.xyz"
                 if spec.task == "relax" and geo.exists():
                     start = _last_xyz_frame(geo, start)
                 if k + 1 < len(steps):
-                    recovery.append(f"cp2k: {exc} ({step}) → retry with {steps[k + 1]}")
-                    log.warning(recovery[-1])
+                    nxt = steps[k + 1]
+                    flag = (" — changes the energy functional (Fermi–Dirac 300 K): this row is not comparable "
+                            "with unsmeared ones") if nxt in ENERGY_AFFECTING else ""
+                    run.note(f"cp2k: {exc} ({step}) → retry with {nxt} from the last wavefunction{flag}")
                     continue
                 raise ConvergenceError(f"{exc}; tried {', '.join(steps)}") from None
-            done.write_text("ok\n")
             if k > 0:
-                recovery.append(f"cp2k: converged with {step}")
-            result.recovery = recovery
+                run.note(f"cp2k: converged with {step}")
+            _collect(workdir, k, result, run, step, atoms)
+            result.recovery = run.recovery
             result.wall_time = time.perf_counter() - t0
             result.versions = {"cp2k": _version(executable(s))}
             result.extra["workdir"] = str(d)
@@ -441,13 +648,27 @@ def _scf_failed(text: str) -> bool:
 
 
 def _abort_message(text: str) -> str:
-    """The message inside CP2K's ABORT box, on one line."""
-    m = re.search(r"\[ABORT\][^\n]*\n(.*?)\n\s*\*\s*\*{5,}", text, re.S)
-    if not m:
-        lines = [x.strip(" *") for x in text.splitlines() if "ABORT" in x or "ERROR" in x]
-        return lines[-1] if lines else ""
-    body = " ".join(x.strip(" *\\|/") for x in m.group(1).splitlines())
-    return re.sub(r"\s+", " ", body).strip()
+    """CP2K's own error line: the text inside its ``[ABORT]`` box, without the banner art,
+    on one line, with the source location in brackets — e.g. ``Poisson solver for non cubic
+    cells not yet implemented (pw/ps_wavelet_methods.F:103)``."""
+    lines = text.splitlines()
+    at = next((i for i in range(len(lines) - 1, -1, -1) if "[ABORT]" in lines[i]), None)
+    if at is None:
+        hits = [x.strip(" *") for x in lines if "ABORT" in x or "ERROR" in x]
+        return re.sub(r"\s+", " ", hits[-1]).strip() if hits else ""
+    top = next((i for i in range(at - 1, -1, -1) if re.fullmatch(r"\s*\*{20,}\s*", lines[i])), at - 1)
+    bottom = next((i for i in range(at + 1, len(lines)) if re.fullmatch(r"\s*\*{20,}\s*", lines[i])), len(lines))
+    parts = []
+    for line in lines[top + 1:bottom]:
+        inner = line.strip()
+        inner = inner[1:] if inner.startswith("*") else inner
+        inner = inner[:-1] if inner.endswith("*") else inner
+        parts.append(inner[8:].strip())  # the first 8 columns hold the art (___ [ABORT] \___/ O/| …)
+    words = " ".join(p for p in parts if p)
+    m = re.search(r"\s*(\S+\.F:\d+)\s*$", words)
+    if m:
+        words = f"{words[:m.start()].strip()} ({m.group(1)})"
+    return re.sub(r"\s+", " ", words).strip()
 
 
 def _forces_blocks(text: str) -> list[np.ndarray]:
@@ -477,11 +698,12 @@ def _forces_blocks(text: str) -> list[np.ndarray]:
 
 
 def _last_xyz_frame(path: Path, template: Atoms) -> Atoms:
-    from ase.io import read
-
-    frame = read(str(path), index=-1)
+    """``template`` with the positions of the last *complete* frame of a CP2K XYZ trajectory
+    (a frame cut off by a kill is skipped); the template itself when there is none."""
+    pos = rst.last_frame_positions(path, len(template))
     out = template.copy()
-    out.positions = frame.positions
+    if pos is not None:
+        out.positions = pos
     return out
 
 
@@ -527,6 +749,9 @@ def parse_output(directory: str | Path, atoms: Atoms, spec: CalcSpec) -> CalcRes
     if not out.exists():
         raise CalculatorError(f"no CP2K output {out}")
     text = out.read_text(errors="replace")
+    reason = rst.stop_reason(text)
+    if reason:
+        raise CalculationStopped(f"CP2K output {out} ends at a {reason} stop; resume the run, do not read it")
     if _scf_failed(text):
         raise ConvergenceError("CP2K SCF run NOT converged")
     energies = _ENERGY.findall(text)

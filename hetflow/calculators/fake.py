@@ -9,7 +9,9 @@ executors, restart) can be tested in milliseconds.  Methods:
   ``r0`` Å, default 1.5; ``rho0``, default 6).
 
 Extra settings for tests: ``sleep`` (seconds to wait before computing), ``fail`` (truthy:
-raise :class:`CalculatorError`; a string becomes the message).  Relaxations use ASE's
+raise :class:`CalculatorError`; a string becomes the message), ``stop_first`` (N: the first N
+runs in a workdir raise :class:`~hetflow.errors.CalculationStopped`, as CP2K at its walltime —
+counted in ``<workdir>/fake-stops``).  Relaxations use ASE's
 FIRE with the spec's ``fmax`` (eV/Å) and ``max_steps``.  With ``want_mo`` a toy Hückel
 spectrum (eigenvalues of −(1 eV)·connectivity, 1.6 Å cutoff) stands in for MO data.
 
@@ -25,7 +27,7 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.calculators.base import CalcResult, CalcSpec, MOData
-from hetflow.errors import CalculatorError
+from hetflow.errors import CalculationStopped, CalculatorError
 
 
 class FakeCalculator:
@@ -50,6 +52,12 @@ class FakeCalculator:
         t0 = time.time()
         if s.get("sleep"):
             time.sleep(float(s["sleep"]))
+        if s.get("stop_first") and workdir is not None:
+            marker = Path(workdir) / "fake-stops"
+            done = int(marker.read_text()) if marker.exists() else 0
+            if done < int(s["stop_first"]):
+                marker.write_text(str(done + 1))
+                raise CalculationStopped(f"FakeCalculator: stop {done + 1} of {s['stop_first']} requested by settings")
         if s.get("fail"):
             msg = s["fail"] if isinstance(s["fail"], str) else "fake failure requested by settings"
             raise CalculatorError(f"FakeCalculator: {msg}")

@@ -14,9 +14,14 @@ xTB (tblite), after the requested settings fail:
 
 xtb-python has no mixer/guess setters: ``more_iterations`` then ``hot_then_cold``.
 
-CP2K (see :mod:`hetflow.calculators.cp2k`): ``diagonalization`` (OT → diagonalisation with
-Fermi–Dirac smearing and Broyden mixing), ``more_steps`` (3× SCF steps), ``restart_wfn``
-(restart from the last wavefunction file with the diagonalisation settings).
+CP2K (see :mod:`hetflow.calculators.cp2k`), each step starting from the last attempt's
+``-RESTART.wfn`` and none of them changing the energy functional (an SCF handler may change how
+the minimum is found, never which minimum): ``diagonalization`` (OT → standard diagonalisation
+with Broyden mixing, α = 0.2, no smearing), ``more_steps`` (the same with 3× MAX_SCF).  Also
+accepted when listed explicitly: ``restart_wfn`` (the requested settings again, from the last
+wavefunction) and ``smearing`` — diagonalisation with Fermi–Dirac smearing at 300 K, which
+**does** change the functional (a free energy); it is recorded as energy-affecting
+(:data:`ENERGY_AFFECTING`) so a table can say which rows used it.
 
 ``settings["recovery"]``: ``True`` (default ladder), ``False`` (none: fail at once), or a list of
 step names to try in that order.
@@ -31,7 +36,10 @@ from hetflow.errors import InputError
 
 XTB_LADDER: tuple[str, ...] = ("mixer_damping", "hot_then_cold", "other_guess")
 XTB_PYTHON_LADDER: tuple[str, ...] = ("more_iterations", "hot_then_cold")
-CP2K_LADDER: tuple[str, ...] = ("diagonalization", "more_steps", "restart_wfn")
+CP2K_LADDER: tuple[str, ...] = ("diagonalization", "more_steps")
+CP2K_STEPS: tuple[str, ...] = ("diagonalization", "more_steps", "restart_wfn", "smearing")
+#: recovery steps that change a setting entering energy differences
+ENERGY_AFFECTING: frozenset[str] = frozenset({"smearing"})
 
 
 @dataclass(frozen=True)
@@ -54,17 +62,43 @@ class XTBAttempt:
         return txt
 
 
-def ladder_steps(setting: Any, default: tuple[str, ...]) -> list[str]:
-    """Resolve ``settings["recovery"]`` against the allowed ``default`` steps."""
+def ladder_steps(setting: Any, default: tuple[str, ...], allowed: tuple[str, ...] | None = None) -> list[str]:
+    """Resolve ``settings["recovery"]`` against the ``default`` ladder (``allowed``: also
+    accepted when listed explicitly; default = ``default``)."""
     if setting is True or setting is None:
         return list(default)
     if setting is False:
         return []
+    allowed = allowed or default
     steps = [setting] if isinstance(setting, str) else list(setting)
-    bad = [s for s in steps if s not in default]
+    bad = [s for s in steps if s not in allowed]
     if bad:
-        raise InputError(f"unknown recovery step(s) {', '.join(map(str, bad))}; choose from {', '.join(default)}")
+        raise InputError(f"unknown recovery step(s) {', '.join(map(str, bad))}; choose from {', '.join(allowed)}")
     return steps
+
+
+def energy_settings_differ(settings: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Rows whose energy-relevant settings differ from the most common ones.
+
+    ``settings``: row name → ``CalcResult.extra["energy_settings"]`` (or the stored ``extra``
+    of a row).  Returns row name → ``"key: value (others: value)"`` for every row that differs,
+    so a table built from these rows can say which rows were computed differently.
+    """
+    from collections import Counter
+
+    import json
+
+    if not settings:
+        return {}
+    blobs = {n: json.dumps(v, sort_keys=True, default=str) for n, v in settings.items()}
+    common = json.loads(Counter(blobs.values()).most_common(1)[0][0])
+    out = {}
+    for name, v in settings.items():
+        diffs = [f"{k}: {v.get(k)!r} (others: {common.get(k)!r})" for k in sorted(set(v) | set(common))
+                 if v.get(k) != common.get(k)]
+        if diffs:
+            out[name] = "; ".join(diffs)
+    return out
 
 
 def xtb_attempts(s: dict[str, Any], backend: str = "tblite") -> list[XTBAttempt]:

@@ -1,22 +1,41 @@
-"""Relaxation driver: ASE optimisers on the xTB engines, label constraints, checkpoints, restart.
+"""Relaxation driver: ASE/Sella optimisers on the xTB and MLIP engines, constraints, checkpoints.
 
-- Optimisers: ``spec.optimizer`` ∈ FIRE, LBFGS, BFGS, PreconLBFGS; ``spec.fmax`` (eV/Å) and
-  ``spec.max_steps`` (a budget over all restarts of the same relaxation).
+- Engines: tblite, xtb-python (:mod:`hetflow.calculators.xtb`), chgnet, sevennet
+  (:mod:`hetflow.calculators.mlip`) — anything with ``compute(atoms) -> EngineResult``.
+- Optimisers: ``spec.optimizer`` ∈ :data:`OPTIMIZERS` = FIRE, LBFGS, BFGS, PreconLBFGS (ASE) and
+  Sella (``sella``, minimisation ``order=0`` in **Cartesian** coordinates: ``internal=True`` is
+  refused — internal-coordinate optimisers exhaust memory on these dense ionic clusters).
+  ``settings["optimizer_kwargs"]`` (a dict) is passed to the optimiser's constructor, e.g.
+  ``{"maxstep": 0.1}`` for FIRE or ``{"delta0": 0.05}`` for Sella.  ``spec.fmax`` (eV/Å) and
+  ``spec.max_steps`` (a budget of optimiser steps over all restarts of the same relaxation).
+- Force calls: every energy+force evaluation of the engine is counted
+  (``CalcResult.force_calls``, summed over restarts) — not optimiser steps: LBFGS line searches,
+  PreconLBFGS and Sella can evaluate more than once per step, and the final energy of a run that
+  stopped on its step budget is one more evaluation.
+- ``converged`` means the fmax criterion is met on the final geometry: max over atoms of
+  |F| of the *constrained* forces (frozen atoms excluded; with a cell filter, the cell
+  components too) < ``spec.fmax``, evaluated by this module, whatever the optimiser reports.
+  ``extra["fmax_reached"]`` is that number.
 - Constraints by label: ``settings["freeze"] = {"domain": ["chalcohalide"]}`` or
   ``{"layer": [0, -1]}`` (negative layers count from the top: −1 = highest layer) fixes every
   atom whose label matches any listed value (several keys: the union).
 - Checkpoints (only with a ``workdir``): after every optimiser step ``checkpoint.json`` is
-  replaced atomically (positions, cell, steps done, fingerprint of the starting structure);
-  ``relax.<n>.traj`` holds the trajectory of the n-th start.  Starting the same relaxation
-  again with the same workdir resumes from the checkpoint geometry with a fresh optimiser
-  memory (ASE's own restart files are written inside ``step()`` and can be one step out of
-  phase with the geometry after a kill, which poisons LBFGS; a fresh memory costs a few steps
-  and is always safe).  A workdir holding another structure's checkpoint is refused.
+  replaced atomically (positions, cell, steps and force calls done, fingerprint of the starting
+  structure, converged flag); ``relax.<n>.traj`` holds the trajectory of the n-th start.
+  Starting the same relaxation again with the same workdir resumes from the checkpoint geometry
+  with a fresh optimiser memory (ASE's own restart files are written inside ``step()`` and can
+  be one step out of phase with the geometry after a kill, which poisons LBFGS; a fresh memory
+  costs a few steps and is always safe).  A relaxation whose checkpoint says converged is not
+  stepped again (one evaluation confirms its energy and forces).  A workdir holding another
+  structure's checkpoint is refused.
 - :func:`relax_cell` relaxes ions and cell together (ASE ``FrechetCellFilter``) for periodic
   cells, e.g. the optional GFN1-xTB relaxation of a derived Pb4S3Cl2 cell.
 
-Reported ``forces`` are the physical forces (frozen atoms included); convergence is judged on
-the constrained forces.  ``CalcResult.extra["trajectory"]`` lists the trajectory files.
+A pre-relaxation (``CalcSpec.prerelax``) is two calls of :func:`relax` orchestrated by
+:func:`hetflow.calculators.run.run_calculation` (the MLIP stage in ``<workdir>/prerelax``).
+
+Reported ``forces`` are the physical forces (frozen atoms included).
+``CalcResult.extra["trajectory"]`` lists the trajectory files.
 """
 
 from __future__ import annotations
@@ -32,18 +51,28 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
 
-from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
+from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec, structure_fingerprint
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.relax")
 
-OPTIMIZERS = ("FIRE", "LBFGS", "BFGS", "PreconLBFGS")
+OPTIMIZERS = ("FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella")
+
+#: Backends whose relaxations this module drives (CP2K runs its own GEO_OPT).
+ENGINE_BACKENDS = ("tblite", "xtb-python") + MLIP_BACKENDS
+
+SELLA_INTERNAL_REFUSED = (
+    "Sella with internal=True is not supported: internal-coordinate optimisers exhaust memory on these "
+    "dense ionic clusters; use Sella in Cartesian coordinates (internal=False, the default here)"
+)
 
 
 class EngineCalculator(Calculator):
-    """ASE calculator around an xTB engine (:class:`~hetflow.calculators.xtb.TBLiteEngine`).
+    """ASE calculator around an engine (xTB :class:`~hetflow.calculators.xtb.TBLiteEngine`, an
+    :class:`~hetflow.calculators.mlip.MLIPEngine`, …).
 
-    Collects the SCF iterations and recovery steps of every evaluation.
+    ``evaluations`` counts the engine's energy+force evaluations (the force calls); it also
+    collects the SCF iterations and recovery steps of every evaluation.
     """
 
     implemented_properties = ["energy", "forces", "stress"]
@@ -66,6 +95,38 @@ class EngineCalculator(Calculator):
         self.results = {"energy": r.energy, "free_energy": r.energy, "forces": r.forces}
         if r.stress is not None:
             self.results["stress"] = np.asarray(r.stress)
+
+
+def make_engine(spec: CalcSpec) -> Any:
+    """The energy/force engine of ``spec`` (xTB or MLIP)."""
+    if spec.backend in MLIP_BACKENDS:
+        from hetflow.calculators.mlip import MLIPEngine
+
+        return MLIPEngine(spec)
+    from hetflow.calculators.xtb import make_engine as make_xtb_engine
+
+    return make_xtb_engine(spec)
+
+
+def _check_input(atoms: Atoms, spec: CalcSpec) -> None:
+    if spec.backend in MLIP_BACKENDS:
+        from hetflow.calculators.mlip import check_mlip_input
+
+        check_mlip_input(atoms, spec)
+    else:
+        from hetflow.calculators.xtb import check_xtb_input
+
+        check_xtb_input(atoms, spec)
+
+
+def _versions(spec: CalcSpec) -> dict[str, str]:
+    if spec.backend in MLIP_BACKENDS:
+        from hetflow.calculators.mlip import versions
+
+        return versions(spec)
+    from hetflow.calculators.xtb import versions
+
+    return versions(spec.backend)
 
 
 def freeze_mask(atoms: Atoms, freeze: dict[str, Any] | None) -> np.ndarray:
@@ -97,14 +158,43 @@ def freeze_mask(atoms: Atoms, freeze: dict[str, Any] | None) -> np.ndarray:
     return mask
 
 
-def _optimizer(name: str, target: Any, trajectory: str | None, logfile: str | None):
-    from ase import optimize
-    from ase.optimize.precon import PreconLBFGS
+def optimizer_kwargs(spec: CalcSpec, cell: bool = False) -> dict[str, Any]:
+    """``settings["optimizer_kwargs"]`` validated for ``spec.optimizer`` (see module doc)."""
+    if spec.optimizer not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {spec.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    kw = spec.settings_dict.get("optimizer_kwargs") or {}
+    if not isinstance(kw, dict):
+        raise InputError(f"settings 'optimizer_kwargs' must be a dict, got {kw!r}")
+    reserved = {"trajectory", "logfile", "restart", "atoms"} & set(kw)
+    if reserved:
+        raise InputError(f"optimizer_kwargs may not set {', '.join(sorted(reserved))} (hetflow manages them)")
+    if spec.optimizer == "Sella":
+        if kw.get("internal"):
+            raise InputError(SELLA_INTERNAL_REFUSED)
+        if int(kw.get("order", 0)) != 0:
+            raise InputError("Sella order must be 0 here (a minimisation; order 1 searches saddle points)")
+        if cell or kw.get("optimize_cell"):
+            raise InputError("Sella cell relaxation is not supported here; use FIRE, LBFGS, BFGS or PreconLBFGS")
+    return dict(kw)
 
-    cls = {"FIRE": optimize.FIRE, "LBFGS": optimize.LBFGS, "BFGS": optimize.BFGS, "PreconLBFGS": PreconLBFGS}.get(name)
-    if cls is None:
-        raise InputError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return cls(target, trajectory=trajectory, logfile=logfile)
+
+def _optimizer(name: str, target: Any, trajectory: str | None, logfile: str | None, kw: dict[str, Any]):
+    if name == "Sella":
+        try:
+            from sella import Sella
+        except ImportError as exc:
+            raise CalculatorError(f"optimizer 'Sella' needs the sella package ({exc}); pip install 'hetflow[mlip]'") from None
+        cls: Any = Sella
+        kw = {"order": 0, "internal": False} | kw
+    else:
+        from ase import optimize
+        from ase.optimize.precon import PreconLBFGS
+
+        cls = {"FIRE": optimize.FIRE, "LBFGS": optimize.LBFGS, "BFGS": optimize.BFGS, "PreconLBFGS": PreconLBFGS}[name]
+    try:
+        return cls(target, trajectory=trajectory, logfile=logfile, **kw)
+    except TypeError as exc:
+        raise InputError(f"optimizer {name} does not accept optimizer_kwargs {sorted(kw)}: {exc}") from None
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -128,21 +218,38 @@ def _load_checkpoint(workdir: Path, atoms: Atoms, cell_relax: bool) -> dict[str,
     return data
 
 
+def max_force(forces: np.ndarray) -> float:
+    """Largest per-atom force norm, eV/Å (0 for an empty array)."""
+    f = np.asarray(forces, dtype=float).reshape(-1, 3)
+    return float(np.sqrt((f ** 2).sum(axis=1)).max()) if len(f) else 0.0
+
+
+def cell_filter_mode(spec: CalcSpec) -> str | None:
+    """``settings["cell_filter"]``: None/False (ions only), True or "full" (ions + cell),
+    "hydrostatic" (ions + isotropic cell scaling, the cell shape kept)."""
+    mode = spec.settings_dict.get("cell_filter")
+    if mode in (None, False):
+        return None
+    if mode is True or mode == "full":
+        return "full"
+    if mode == "hydrostatic":
+        return "hydrostatic"
+    raise InputError(f"setting cell_filter must be true, 'full' or 'hydrostatic', got {mode!r}")
+
+
 def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell: bool = False) -> CalcResult:
-    """Relax ``atoms`` with an ASE optimiser on ``spec``'s xTB engine (in this process).
+    """Relax ``atoms`` with ``spec.optimizer`` on ``spec``'s engine, in this process.
 
     ``cell=True`` also relaxes the cell (periodic specs only).  Prefer
-    :func:`hetflow.calculators.run_calculation` (with ``task="relax"``), which picks the BLAS.
+    :func:`hetflow.calculators.run_calculation` (with ``task="relax"``), which picks the BLAS
+    process for tblite and runs a ``prerelax`` stage first.
     """
-    from hetflow.calculators.xtb import check_xtb_input, make_engine, versions
-
-    if spec.backend not in ("tblite", "xtb-python"):
-        raise InputError(f"relax.py drives the xTB backends; backend {spec.backend!r} relaxes natively")
-    if spec.optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {spec.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if spec.backend not in ENGINE_BACKENDS:
+        raise InputError(f"relax.py drives the {', '.join(ENGINE_BACKENDS)} backends; backend {spec.backend!r} relaxes natively")
+    kw = optimizer_kwargs(spec, cell)
     if cell and not spec.periodic:
         raise InputError("cell relaxation needs a periodic spec (periodic=True) and a 3D cell")
-    check_xtb_input(atoms, spec)
+    _check_input(atoms, spec)
     settings = spec.settings_dict
     t0 = time.perf_counter()
 
@@ -150,7 +257,8 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     work.calc = None
     mask = freeze_mask(work, settings.get("freeze"))
     start_fp = structure_fingerprint(atoms)
-    prior_steps = 0
+    prior_steps = prior_calls = 0
+    prior_converged = False
     traj_path = logfile = None
     if workdir is not None:
         wd = Path(workdir)
@@ -160,7 +268,11 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
             work.positions = np.asarray(data["positions"], dtype=float)
             work.cell = np.asarray(data["cell"], dtype=float)
             prior_steps = int(data["steps"])
-            log.info("resuming relaxation in %s after %d steps", wd, prior_steps)
+            prior_calls = int(data.get("force_calls", 0))
+            # converged to *this* spec's fmax (a rerun asking for a tighter fmax goes on stepping)
+            prior_converged = bool(data.get("converged")) and data.get("fmax") is not None \
+                and float(data["fmax"]) < spec.fmax
+            log.info("resuming relaxation in %s after %d steps (%d force calls)", wd, prior_steps, prior_calls)
         n = len(list(wd.glob("relax.*.traj"))) + 1
         traj_path = str(wd / f"relax.{n}.traj")
         logfile = str(wd / "relax.log")
@@ -173,44 +285,59 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     if cell:
         from ase.filters import FrechetCellFilter
 
-        target = FrechetCellFilter(work, scalar_pressure=float(settings.get("scalar_pressure", 0.0)))
-    opt = _optimizer(spec.optimizer, target, traj_path, logfile)
+        target = FrechetCellFilter(work, hydrostatic_strain=cell_filter_mode(spec) == "hydrostatic",
+                                   scalar_pressure=float(settings.get("scalar_pressure", 0.0)))
+    opt = _optimizer(spec.optimizer, target, traj_path, logfile, kw)
 
-    def checkpoint() -> None:
+    def fmax_now() -> float:
+        return max_force(target.get_forces())
+
+    def checkpoint(final: bool = False) -> None:
         if workdir is None:
             return
+        fmax = fmax_now() if final else None
         _write_json_atomic(Path(workdir) / "checkpoint.json", {
             "start_fingerprint": start_fp, "cell_relax": cell,
-            "steps": prior_steps + opt.nsteps,
+            "steps": prior_steps + opt.nsteps, "force_calls": prior_calls + calc.evaluations,
             "positions": work.positions.tolist(), "cell": np.asarray(work.cell).tolist(),
             "energy": float(calc.results.get("energy", np.nan)),
-            "method": spec.method, "optimizer": spec.optimizer,
+            "method": spec.method, "backend": spec.backend, "optimizer": spec.optimizer,
+            "converged": bool(final and fmax is not None and fmax < spec.fmax),
+            "fmax": fmax,
         })
 
     opt.attach(checkpoint, interval=1)
-    remaining = max(0, spec.max_steps - prior_steps)
-    geo_converged = bool(opt.run(fmax=spec.fmax, steps=remaining))
-    checkpoint()
+    remaining = 0 if prior_converged else max(0, spec.max_steps - prior_steps)
+    opt.run(fmax=spec.fmax, steps=remaining)
 
-    energy = float(work.get_potential_energy())
+    energy = float(work.get_potential_energy())  # one more evaluation only if the last step moved atoms
     forces = np.asarray(work.get_forces(apply_constraint=False))
+    fmax_reached = fmax_now()
+    converged = fmax_reached < spec.fmax
+    checkpoint(final=True)
+    force_calls = prior_calls + calc.evaluations
     out = atoms.copy()
     out.calc = None
     out.positions = work.positions
     out.cell = work.cell
-    extra: dict[str, Any] = {"fmax_reached": float(np.sqrt((np.asarray(target.get_forces()) ** 2).sum(axis=1)).max())}
+    extra: dict[str, Any] = {"fmax_reached": fmax_reached, "force_calls": force_calls,
+                             "optimizer": spec.optimizer}
     if "stress" in calc.results:
         extra["stress"] = np.asarray(calc.results["stress"]).tolist()
     if workdir is not None:
         extra["trajectory"] = sorted(str(p) for p in Path(workdir).glob("relax.*.traj"))
         extra["resumed_from_step"] = prior_steps
-    if not geo_converged:
-        log.warning("relaxation not converged to fmax %.3g eV/Å after %d steps", spec.fmax, prior_steps + opt.nsteps)
+    if hasattr(calc.engine, "threads"):
+        extra["threads"] = calc.engine.threads
+    if not converged:
+        # an expected outcome (step caps), recorded in converged=False: INFO, not WARNING
+        log.info("relaxation not converged: fmax %.3g eV/Å > %.3g after %d steps, %d force calls",
+                 fmax_reached, spec.fmax, prior_steps + opt.nsteps, force_calls)
     return CalcResult(
-        energy=energy, forces=forces, atoms=out, converged=geo_converged, spec=spec,
+        energy=energy, forces=forces, atoms=out, converged=converged, spec=spec,
         scf_steps=calc.scf_steps or None, opt_steps=prior_steps + opt.nsteps,
         wall_time=time.perf_counter() - t0, recovery=calc.recovery, mo=None,
-        versions=versions(spec.backend), extra=extra,
+        versions=_versions(spec), extra=extra, force_calls=force_calls,
     )
 
 
@@ -219,9 +346,12 @@ def relax_cell(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) 
 
     ``spec`` must be periodic; the BLAS worker is used as for :func:`run_calculation`.
     ``settings["scalar_pressure"]`` (eV/Å³, default 0) sets an external pressure.
+    A ``prerelax`` stage is not supported here.
     """
     if not spec.periodic:
         raise InputError("relax_cell needs a periodic spec (CalcSpec(periodic=True, ...))")
+    if spec.prerelax is not None:
+        raise InputError("prerelax is not supported with cell relaxation; relax the cell with the target method alone")
     spec = spec if spec.task == "relax" else spec.replace(task="relax")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     if spec.backend == "tblite":

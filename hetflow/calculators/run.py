@@ -6,7 +6,19 @@ Dispatch on ``spec.backend``:
   :mod:`hetflow.calculators.relax` (``task="relax"``).  tblite runs in a worker process with
   OpenBLAS preloaded when available (:mod:`hetflow.calculators.blas`).
 - ``"cp2k"`` → :mod:`hetflow.calculators.cp2k` (CP2K does its own geometry optimisation).
+- ``"chgnet"`` / ``"sevennet"`` → :mod:`hetflow.calculators.mlip` (machine-learned potentials, in
+  this process; torch is imported only here).
 - ``"fake"`` → ``hetflow.calculators.fake.FakeCalculator`` (orchestration tests only).
+
+**Pre-relaxation** (``spec.prerelax = "chgnet"`` or ``"sevennet"``, ``task="relax"``): stage 1
+relaxes with the MLIP (same ``optimizer``, ``fmax``, ``max_steps``, ``freeze``, ``optimizer_kwargs``
+and ``threads``; checkpoints in ``<workdir>/prerelax``), stage 2 runs the target method's own
+relaxation from the stage-1 geometry (checkpoints in ``<workdir>``).  Started again with the same
+workdir, a finished stage 1 is not stepped again and stage 2 resumes from its checkpoint.  The
+result's energy, forces, ``converged``, ``opt_steps`` and ``force_calls`` are the target method's own,
+at its own final geometry; ``extra["prerelax"]`` records the MLIP stage (model, force calls, steps,
+final fmax, converged, energy, wall time) and ``versions["prerelax"]`` its model and package
+versions.  ``wall_time`` covers both stages.
 
 The returned ``result.atoms`` is a copy of the input with its per-atom label arrays
 (``domain``, ``layer``, ``role``, …) preserved and, for relaxations, the final positions/cell.
@@ -15,14 +27,18 @@ The returned ``result.atoms`` is a copy of the input with its per-atom label arr
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from hetflow.calculators._tblite_run import run_tblite
-from hetflow.calculators.base import CalcResult, CalcSpec
+from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec
 from hetflow.errors import InputError
+
+log = logging.getLogger("hetflow.calculators")
+
 
 def _clean_copy(atoms: Atoms) -> Atoms:
     out = atoms.copy()
@@ -53,6 +69,20 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         params = inspect.signature(calc.run).parameters
         return calc.run(atoms, spec, wd) if "workdir" in params or len(params) > 2 else calc.run(atoms, spec)
 
+    if spec.prerelax is not None:
+        return _run_prerelaxed(atoms, spec, wd)
+
+    if spec.backend in MLIP_BACKENDS:
+        if spec.task == "relax":  # relax imports mlip: the MLIP relaxation is dispatched here
+            from hetflow.calculators.mlip import check_mlip_input
+            from hetflow.calculators.relax import relax
+
+            check_mlip_input(atoms, spec)
+            return relax(atoms, spec, wd)
+        from hetflow.calculators.mlip import run_mlip
+
+        return run_mlip(atoms, spec, wd)
+
     if spec.backend == "cp2k":
         from hetflow.calculators.cp2k import run_cp2k
 
@@ -73,9 +103,9 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
 def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
     """Run an xTB calculation in this process (what the worker executes)."""
     if spec.task == "relax":
-        from hetflow.calculators.relax import relax
+        from hetflow.calculators.relax import cell_filter_mode, relax
 
-        return relax(atoms, spec, workdir)
+        return relax(atoms, spec, workdir, cell=cell_filter_mode(spec) is not None)
     from hetflow.calculators.xtb import single_point
 
     r = single_point(atoms, spec)
@@ -92,4 +122,46 @@ def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> Calc
         mo=r["mo"],
         versions=dict(r["versions"]),
         extra={} if r["stress"] is None else {"stress": np.asarray(r["stress"]).tolist()},
+        force_calls=1,
     )
+
+
+#: Settings that the MLIP stage of a pre-relaxation takes over from the target spec.
+PRERELAX_SETTINGS = ("freeze", "optimizer_kwargs", "threads")
+
+
+def prerelax_spec(spec: CalcSpec) -> CalcSpec:
+    """The MLIP relaxation spec of stage 1 of ``spec`` (which has ``prerelax`` set)."""
+    if spec.prerelax is None:
+        raise InputError("prerelax_spec needs a spec with prerelax set")
+    s = spec.settings_dict
+    return CalcSpec(
+        backend=spec.prerelax, task="relax", charge=spec.charge, multiplicity=spec.multiplicity,
+        periodic=spec.periodic, fmax=spec.fmax, max_steps=spec.max_steps, optimizer=spec.optimizer,
+        settings={k: s[k] for k in PRERELAX_SETTINGS if k in s},
+    )
+
+
+def _run_prerelaxed(atoms: Atoms, spec: CalcSpec, wd: Path | None) -> CalcResult:
+    """Stage 1: MLIP relaxation; stage 2: the target method's relaxation from its geometry."""
+    pre_spec = prerelax_spec(spec)
+    target_spec = spec.replace(prerelax=None)
+    pre = run_calculation(atoms, pre_spec, None if wd is None else wd / "prerelax")
+    log.info("prerelax %s: %d force calls, fmax %.3g eV/Å, converged=%s",
+             pre_spec.method, pre.force_calls or 0, pre.extra.get("fmax_reached", float("nan")), pre.converged)
+    start = atoms.copy()
+    start.positions = pre.atoms.positions
+    start.cell = pre.atoms.cell
+    main = run_calculation(start, target_spec, wd)
+    main.spec = spec
+    main.wall_time += pre.wall_time
+    main.extra["prerelax"] = {
+        "backend": pre_spec.backend, "method": pre_spec.method, "optimizer": pre_spec.optimizer,
+        "force_calls": pre.force_calls, "opt_steps": pre.opt_steps,
+        "fmax_reached": pre.extra.get("fmax_reached"), "converged": bool(pre.converged),
+        "energy": float(pre.energy), "wall_time": float(pre.wall_time),
+    }
+    if "resumed_from_step" in pre.extra:
+        main.extra["prerelax"]["resumed_from_step"] = pre.extra["resumed_from_step"]
+    main.versions["prerelax"] = ", ".join(f"{k} {v}" for k, v in pre.versions.items())
+    return main

@@ -25,8 +25,21 @@ def summary_lines(atoms) -> list[str]:
         lines.append("domains      " + "; ".join(parts))
     if "layer" in atoms.arrays:
         lay = atoms.arrays["layer"]
-        lines.append(f"layers       {lay.min()} … {lay.max()}  (0 = shared interfacial layer)"
-                     if lay.min() < 0 else f"layers       {lay.min()} … {lay.max()}")
+        if lay.min() < 0:
+            pv = atoms.arrays.get("domain", np.array([])) == "perovskite"
+            lines.append(f"layers       perovskite 0 … {lay[pv].max()} ({lay[pv].max() + 1} layers; 0 = terminal CsX "
+                         f"monolayer at the interface, {lay[pv].max()} = the outer face), chalcohalide −1 … {lay.min()}")
+        else:
+            lines.append(f"layers       {lay.min()} … {lay.max()}")
+    term = atoms.info.get("termination")
+    if isinstance(term, dict) and "faces" in term:
+        faces = ", ".join(f"{k} {r}/{n}" for k, (r, n) in term["faces"].items())
+        lines.append(f"termination  CsX on every face; Cs vacancies (removed/sites) {faces}; rule: {term.get('rule', '')}")
+    reg = atoms.info.get("registry")
+    if isinstance(reg, dict) and "gap" in reg:
+        lines.append(f"registry     shift {np.round(reg['shift_frac'], 3).tolist()} (a×c fractions), gap {reg['gap']:.2f} Å, "
+                     f"chosen by {reg.get('scorer')}; top-sheet Pb ≤ {reg.get('column_offset_max', float('nan')):.2f} Å "
+                     f"from a cation column; {len(reg.get('candidates', []))} candidates in info['registry']")
     if "mismatch_percent" in atoms.info:
         lines.append(f"mismatch     {atoms.info['mismatch_percent']:+.2f} %  "
                      "(a_perovskite − a_partner)/a_perovskite")
@@ -54,39 +67,65 @@ def register(app: click.Group) -> None:
     @click.option("--phase", default="CsPbCl3", show_default=True, help="Registered perovskite phase.")
     @click.option("--size", nargs=3, type=int, default=(3, 3, 3), show_default=True, help="Octahedra n1 n2 n3.")
     @click.option("--charge", type=int, default=0, show_default=True)
+    @click.option("--png", is_flag=True, help="Also write OUTPUT.png (side and top views).")
     @click.option("-o", "--output", default="nc.extxyz", show_default=True)
-    def build_nc(phase: str, size: tuple[int, int, int], charge: int, output: str) -> None:
+    def build_nc(phase: str, size: tuple[int, int, int], charge: int, png: bool, output: str) -> None:
         """A charge-neutral, CsX-terminated perovskite nanocrystal."""
         from hetflow.structures.nanocrystal import cut_nanocrystal
 
         atoms = cut_nanocrystal(phase, size, charge=charge)
-        for p in _write_outputs(atoms, output):
+        written = _write_outputs(atoms, output)
+        if png:
+            from hetflow.analysis.pictures import render_model
+
+            written.append(render_model(atoms, Path(output).with_suffix(".png")))
+        for p in written:
             click.echo(f"wrote {p}")
         click.echo("\n".join(summary_lines(atoms)))
 
     @build.command("heterostructure")
     @click.option("--perovskite", default="CsPbCl3", show_default=True)
     @click.option("--partner", default="Pb4S3Cl2", show_default=True)
-    @click.option("--size", nargs=3, type=int, default=(3, 3, 3), show_default=True,
+    @click.option("--size", nargs=3, type=int, default=(3, 3, 5), show_default=True,
                   help="Perovskite octahedra n1 n2 (in plane) n3 (thickness: 2·n3+1 layers).")
     @click.option("--partner-cells", type=int, default=2, show_default=True, help="Chalcohalide thickness in b/2 blocks.")
     @click.option("--strain-to", type=click.Choice(["perovskite", "partner", "mean"]), default="perovskite", show_default=True)
+    @click.option("--registry", "registry_mode", type=click.Choice(["energy", "continuity"]), default="energy",
+                  show_default=True,
+                  help="Junction: lowest GFN1-xTB energy of a probe slab over the candidates (cached) or the "
+                       "geometric cation-column continuity score.")
     @click.option("--slab", is_flag=True, help="Periodic slab instead of a finite NC (in-plane = --inplane).")
     @click.option("--inplane", nargs=2, type=int, default=(1, 1), show_default=True, help="Slab: partner a×c cells.")
     @click.option("--vacuum", type=float, default=None, help="Vacuum (Å): slab default 15; NC box padding.")
+    @click.option("--png", is_flag=True, help="Also write OUTPUT.png: side view and view from the interface.")
+    @click.option("--paper-scale", is_flag=True,
+                  help="The model that fills the paper's 52 × 68 × 52 Å box (overrides --size/--partner-cells).")
     @click.option("-o", "--output", default="hs.extxyz", show_default=True)
-    def build_hs(perovskite, partner, size, partner_cells, strain_to, slab, inplane, vacuum, output) -> None:
+    def build_hs(perovskite, partner, size, partner_cells, strain_to, registry_mode, slab, inplane, vacuum, png,
+                 paper_scale, output) -> None:
         """A perovskite/chalcohalide NC heterostructure (or periodic slab) with domain/layer/role labels."""
-        from hetflow.structures.interface import build_heterostructure, build_slab, epitaxial_match
+        from hetflow.structures.interface import build_heterostructure, build_slab, epitaxial_match, paper_scale_model
 
-        if slab:
+        scorer = None
+        if registry_mode == "energy":
+            from hetflow.workflows.registry import energy_scorer
+
+            scorer = energy_scorer(progress=lambda msg: click.echo(msg, err=True))
+        if paper_scale:
+            atoms = paper_scale_model(perovskite, partner, scorer=scorer)
+        elif slab:
             atoms = build_slab(perovskite, partner, inplane=inplane, perovskite_cells=size[2],
                                partner_cells=partner_cells, strain_to=strain_to,
-                               vacuum=15.0 if vacuum is None else vacuum)
+                               vacuum=15.0 if vacuum is None else vacuum, scorer=scorer)
         else:
             atoms = build_heterostructure(perovskite, partner, size=size, partner_cells=partner_cells,
-                                          strain_to=strain_to, vacuum=vacuum)
-        for p in _write_outputs(atoms, output):
+                                          strain_to=strain_to, vacuum=vacuum, scorer=scorer)
+        written = _write_outputs(atoms, output)
+        if png:
+            from hetflow.analysis.pictures import render_model
+
+            written.append(render_model(atoms, Path(output).with_suffix(".png")))
+        for p in written:
             click.echo(f"wrote {p}")
         click.echo("\n".join(summary_lines(atoms)))
         click.echo("epitaxy      " + epitaxial_match(perovskite, partner).summary())

@@ -9,7 +9,7 @@ import click
 
 from hetflow.errors import InputError
 
-_BACKENDS = ("tblite", "xtb-python", "cp2k")
+_BACKENDS = ("tblite", "xtb-python", "cp2k", "chgnet", "sevennet")
 
 
 def _read(path: str):
@@ -35,8 +35,7 @@ def _settings(pairs: tuple[str, ...]) -> dict:
 def _spec(backend, method, charge, multiplicity, periodic, task, settings, **kw):
     from hetflow.calculators import CalcSpec
 
-    if method is None:
-        method = "PBE" if backend == "cp2k" else "GFN1-xTB"
+    # method None: the backend's default (GFN1-xTB, PBE, CHGNet-0.3.0, 7net-0)
     return CalcSpec(backend=backend, method=method, charge=charge, multiplicity=multiplicity,
                     periodic=periodic, task=task, settings=_settings(settings), **kw)
 
@@ -48,7 +47,8 @@ def _common(f):
                      help="Periodic boundary conditions (default: as the file's pbc).")(f)
     f = click.option("--multiplicity", type=int, default=1, show_default=True, help="2S+1.")(f)
     f = click.option("--charge", type=int, default=0, show_default=True, help="Total charge, e.")(f)
-    f = click.option("--method", default=None, help="GFN1-xTB/gfn1, GFN2-xTB/gfn2, IPEA1-xTB; PBE for cp2k.")(f)
+    f = click.option("--method", default=None,
+                     help="GFN1-xTB/gfn1, GFN2-xTB/gfn2, IPEA1-xTB; PBE (cp2k); default: the backend's own.")(f)
     f = click.option("--backend", type=click.Choice(_BACKENDS), default="tblite", show_default=True)(f)
     return f
 
@@ -59,7 +59,15 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
         import numpy as np
 
         click.echo(f"max force    {float(np.linalg.norm(res.forces, axis=1).max()):.4f} eV/Å")
-    click.echo(f"converged    {res.converged}  (SCF iterations {res.scf_steps}, optimiser steps {res.opt_steps})")
+    counts = [f"{what} {n}" for what, n in (("SCF iterations", res.scf_steps), ("optimiser steps", res.opt_steps))
+              if n is not None]
+    click.echo(f"converged    {res.converged}" + (f"  ({', '.join(counts)})" if counts else ""))
+    if res.force_calls is not None and res.opt_steps is not None:
+        click.echo(f"force calls  {res.force_calls}")
+    pre = res.extra.get("prerelax")
+    if pre:
+        click.echo(f"prerelax     {pre['method']}: {pre['force_calls']} force calls, final fmax "
+                   f"{pre['fmax_reached']:.4f} eV/Å, converged {pre['converged']}, {pre['wall_time']:.1f} s")
     for r in res.recovery:
         click.echo(f"recovery     {r}")
     if "blas" in res.versions:
@@ -73,17 +81,32 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
             click.echo(f"HOMO–LUMO    {gap:.3f} eV")
     click.echo(f"wall time    {res.wall_time:.1f} s")
     if json_out:
+        mo_ref, npz = None, None
+        if res.mo is not None:
+            mo_ref, npz = _write_mo(res, Path(json_out))
         data = {"energy_eV": res.energy, "converged": res.converged, "scf_steps": res.scf_steps,
-                "opt_steps": res.opt_steps, "recovery": res.recovery, "versions": res.versions,
+                "opt_steps": res.opt_steps, "force_calls": res.force_calls,
+                "prerelax": res.extra.get("prerelax"), "recovery": res.recovery, "versions": res.versions,
                 "spec": res.spec.to_dict(), "wall_time_s": res.wall_time,
                 "forces_eV_per_A": res.forces.tolist() if res.forces is not None else None,
-                "mo": res.mo.to_dict() if res.mo is not None else None}
+                "mo": mo_ref}
         Path(json_out).write_text(json.dumps(data, indent=1))
-        click.echo(f"wrote {json_out}")
+        click.echo(f"wrote {json_out}" + (f" and {npz} (MO coefficients and overlap)" if npz else ""))
     if structure_out:
         from hetflow.structures.io import write_structure
 
         click.echo(f"wrote {write_structure(res.atoms, structure_out)}")
+
+
+def _write_mo(res, json_path: Path) -> tuple[dict, Path]:
+    """MO data beside the JSON file: ``<stem>.mo.npz`` (full C and S, float32) and the JSON
+    reference (eigenvalues, occupations, domain fractions, the npz's name relative to the JSON
+    file).  Read back with ``hetflow.calculators.mo_io.read_mo_npz``."""
+    from hetflow.calculators.mo_io import mo_reference, write_mo_npz
+    from hetflow.workflows.mo_files import summary_fractions
+
+    npz = write_mo_npz(res.mo, json_path.with_name(json_path.stem + ".mo.npz"))
+    return mo_reference(res.mo, npz.name, summary_fractions(res.mo, res.atoms)), npz
 
 
 def register(app: click.Group) -> None:
@@ -94,7 +117,8 @@ def register(app: click.Group) -> None:
     @calc.command("single-point")
     @click.argument("file")
     @_common
-    @click.option("--mo", is_flag=True, help="Also compute MO data (HOMO–LUMO gap printed; full data in --json).")
+    @click.option("--mo", is_flag=True, help="Also compute MO data (HOMO–LUMO gap printed; with --json the orbital energies go "
+                       "into the JSON and C, S into <stem>.mo.npz beside it).")
     @click.option("--workdir", default=None, help="Directory for CP2K files (default: temporary).")
     @click.option("--json", "json_out", default=None, help="Write the result as JSON here.")
     def single_point(file, backend, method, charge, multiplicity, periodic, settings, mo, workdir, json_out):
@@ -111,14 +135,16 @@ def register(app: click.Group) -> None:
     @_common
     @click.option("--fmax", type=float, default=0.05, show_default=True, help="Force threshold, eV/Å.")
     @click.option("--steps", type=int, default=300, show_default=True, help="Optimiser step budget.")
-    @click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS"]), default="FIRE",
-                  show_default=True)
+    @click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella"]),
+                  default="FIRE", show_default=True, help="Sella runs in Cartesian coordinates.")
+    @click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
+                  help="Relax with this machine-learned potential first, then with the target method.")
     @click.option("--cell", is_flag=True, help="Relax the cell too (periodic only).")
     @click.option("--workdir", default=None, help="Checkpoint directory; rerun with it to resume.")
     @click.option("-o", "--output", default="relaxed.extxyz", show_default=True)
     @click.option("--json", "json_out", default=None)
     def relax_cmd(file, backend, method, charge, multiplicity, periodic, settings, fmax, steps, optimizer,
-                  cell, workdir, output, json_out):
+                  prerelax, cell, workdir, output, json_out):
         """Relax the structure in FILE; writes the final structure (labels kept)."""
         from hetflow.calculators import run_calculation
         from hetflow.calculators.relax import relax_cell
@@ -126,7 +152,7 @@ def register(app: click.Group) -> None:
         atoms = _read(file)
         periodic = bool(atoms.pbc.any()) if periodic is None else periodic
         spec = _spec(backend, method, charge, multiplicity, periodic, "relax", settings,
-                     fmax=fmax, max_steps=steps, optimizer=optimizer)
+                     fmax=fmax, max_steps=steps, optimizer=optimizer, prerelax=prerelax)
         res = relax_cell(atoms, spec, workdir) if cell else run_calculation(atoms, spec, workdir)
         _report(res, json_out, output)
 

@@ -51,6 +51,34 @@ def _row(atoms, path: Path) -> dict:
     return row
 
 
+def _prepare_outdir(out: Path, force: bool) -> list[str]:
+    """Refuse a non-empty ``out`` unless ``force``; with ``force`` remove the files a previous
+    ``build exchange`` wrote there (those its index.json lists, and the index itself), so the
+    new index matches the folder.  Returns the names of other files left in place."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} is a file")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return []
+    if not force:
+        raise InputError(f"output folder {out} is not empty ({len(entries)} entries); choose another "
+                         f"-o/--outdir or add --force to replace the previous run's files")
+    owned = {"index.json", "index.csv"}
+    try:
+        rows = json.loads((out / "index.json").read_text())
+        owned |= {Path(str(r["file"])).name for r in rows if isinstance(r, dict) and r.get("file")}
+    except (OSError, ValueError, TypeError):
+        pass
+    left = []
+    for name in entries:
+        p = out / name
+        if name in owned and p.is_file():
+            p.unlink()
+        else:
+            left.append(name)
+    return left
+
+
 def register(app: click.Group) -> None:
     if "build" not in app.commands:  # pragma: no cover - guarded by COMMAND_MODULES order
         raise RuntimeError("hetflow.commands.exchange must be registered after 'build'")
@@ -76,13 +104,20 @@ def register(app: click.Group) -> None:
     @click.option("--max-configs", type=int, default=50, show_default=True, help="custom --k: at most this many.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("-o", "--outdir", default="exchange", show_default=True)
+    @click.option("--force", is_flag=True, help="Write into a non-empty output folder, removing the files a "
+                  "previous build exchange listed in its index.json.")
     def build_exchange(structure, patterns, target, source, n_max, start, fractions, fraction, s3_patterns,
-                       layers, domain, k, max_configs, seed, outdir) -> None:
+                       layers, domain, k, max_configs, seed, outdir, force) -> None:
         """Exchange configurations of a labelled heterostructure: one extxyz per configuration
-        plus index.json / index.csv."""
+        plus index.json / index.csv.  The output folder must be empty (or new) unless --force."""
         from hetflow.structures import exchange as ex
         from hetflow.structures.io import read_structure, write_structure
 
+        out = Path(outdir)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"output folder {out} is a file")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            _prepare_outdir(out, False)  # raises the one-line error before any work is done
         atoms = read_structure(structure)
         for p in patterns:
             if p not in ex.PATTERNS:
@@ -99,11 +134,18 @@ def register(app: click.Group) -> None:
                 confs += ex.alloy_patterns(atoms, fraction=0.2 if fraction is None else fraction,
                                            patterns=[x.strip() for x in s3_patterns.split(",") if x.strip()],
                                            seed=seed, target=target, source=source)
+            elif k is not None:
+                from hetflow.workflows.progress import count_progress
+
+                with count_progress(f"symmetry-distinct k={k}") as progress:
+                    confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
+                                               seed=seed, target=target, source=source, k=k,
+                                               max_configs=max_configs, progress=progress)
             else:
                 confs += ex.configurations(atoms, "custom", layers=_ints(layers, "--layers"), domain=domain,
                                            fraction=1.0 if fraction is None else fraction, seed=seed,
                                            target=target, source=source, k=k, max_configs=max_configs)
-        out = Path(outdir)
+        left = _prepare_outdir(out, force)
         out.mkdir(parents=True, exist_ok=True)
         pristine = atoms.copy()
         pristine.info = dict(atoms.info, name=atoms.info.get("name", "pristine"))
@@ -119,42 +161,53 @@ def register(app: click.Group) -> None:
         for p in _write_index(rows, out):
             click.echo(f"wrote {p}")
         click.echo(f"{len(rows)} structures ({len(rows) - 1} exchange configurations) in {out}/")
+        if left:
+            click.echo(f"note: {len(left)} entries in {out}/ were not written by build exchange and were left: "
+                       + ", ".join(left[:5]) + (" …" if len(left) > 5 else ""))
         for r in rows:
             click.echo(f"  {r['name']:<22} parent {str(r.get('parent', '-')):<20} "
                        f"+{r.get('n_exchanged_step', 0):<4} total {r.get('n_exchanged_total', 0)}")
 
     @click.command("zif")
-    @click.option("--phase", type=click.Choice(["alpha", "delta"]), default="alpha", show_default=True)
+    @click.option("--phase", type=click.Choice(["alpha", "delta", "gamma"]), default="alpha", show_default=True)
     @click.option("--n-units", type=int, default=8, show_default=True, help="CsPbI3 formula units (8–9).")
     @click.option("--n-zn", type=int, default=1, show_default=True, help="Zn centres of the ZIF fragment (1 or 2).")
-    @click.option("--zif-charge", type=int, default=0, show_default=True, help="Formal charge of the ZIF fragment.")
+    @click.option("--zif-charge", type=int, default=0, show_default=True,
+                  help="Formal charge of the ZIF fragment (0: neutral; a charged one has no counter-ion).")
     @click.option("--n-bim", type=int, default=0, show_default=True, help="Benzimidazolate linkers.")
+    @click.option("--n-exchange", "n_exchange", type=int, multiple=True, default=(1,), show_default=True,
+                  help="Ligand exchanges per product (repeatable, e.g. --n-exchange 1 --n-exchange 2).")
     @click.option("--products", type=int, default=3, show_default=True, help="Best-scored products to write.")
     @click.option("-o", "--outdir", default="zif", show_default=True)
-    def build_zif(phase, n_units, n_zn, zif_charge, n_bim, products, outdir) -> None:
-        """CsPbI3 fragment, ZIF-62 fragment and ranked ligand-exchange products (extxyz + index.json)."""
+    def build_zif(phase, n_units, n_zn, zif_charge, n_bim, n_exchange, products, outdir) -> None:
+        """CsPbI3 fragment, ZIF-62 fragment and the best-scored ligand-exchange products (extxyz + index.json)."""
         from hetflow.structures.io import write_structure
-        from hetflow.structures.zif import check_conservation, ligand_exchange_products, perovskite_fragment, zif_fragment
+        from hetflow.structures.zif import Reaction, pb_coordination, perovskite_fragment, zif_fragment
+        from hetflow.structures.zif_products import ligand_exchange_products
 
         pv = perovskite_fragment(phase, n_units)
         zf = zif_fragment(n_zn, zif_charge, n_bim)
-        prods = ligand_exchange_products(pv, zf, max_products=products)
-        stoich = dict(check_conservation([pv, zf], prods[:1]))
+        prods = ligand_exchange_products(pv, zf, max_products=products, n_exchange=tuple(n_exchange))
+        rx = Reaction("zif", [pv, zf], prods[:1])
+        stoich = rx.check()
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         rows = []
         for name, a, role in [(f"perovskite-{phase}", pv, "reactant"), ("zif", zf, "reactant")] + \
-                [(f"product-{phase}-rank{p.info['rank']}", p, "product") for p in prods]:
+                [(f"product-{phase}-{p.info['candidate']}", p, "product") for p in prods]:
             path = write_structure(a, out / f"{name}.extxyz")
             rows.append({"name": name, "role": role, "file": path.name, "formula": a.get_chemical_formula(mode="hill"),
                          "score": a.info.get("score", {}).get("score") if role == "product" else None,
-                         "charge": a.info.get("charge", 0)})
+                         "exchanges": a.info.get("n_exchange"), "charge": a.info.get("charge", 0)})
         (out / "index.json").write_text(json.dumps({"reaction": "E(product) - E(perovskite) - E(zif)",
-                                                   "stoichiometry": stoich, "structures": rows}, indent=1))
+                                                   "stoichiometry": stoich, "charges": rx.charge_note,
+                                                   "structures": rows}, indent=1))
         click.echo(f"wrote {len(rows)} structures and index.json to {out}/")
+        click.echo(f"  Pb coordination of the fragment: {' '.join(map(str, sorted(pb_coordination(pv).values())))}"
+                   f"  ({rx.charge_note})")
         for r in rows:
-            sc = "" if r["score"] is None else f"  score {r['score']:.3f}"
-            click.echo(f"  {r['role']:<9} {r['name']:<24} {r['formula']}{sc}")
+            sc = "" if r["score"] is None else f"  score {r['score']:.3f}  exchanges {r['exchanges']}"
+            click.echo(f"  {r['role']:<9} {r['name']:<34} {r['formula']}{sc}")
 
     build.add_command(build_exchange)
     build.add_command(build_zif)

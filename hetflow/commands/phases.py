@@ -12,7 +12,8 @@ def register(app: click.Group) -> None:
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF file first (repeatable).")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
     def phases(cifs: tuple[str, ...], as_json: bool) -> None:
-        """List registered phases: formula, space group, lattice (Å, °) and citation."""
+        """List registered phases: formula, space group, lattice (Å, °) and citation
+    (details and sources: docs/PHASES.md)."""
         from hetflow.structures.phases import list_phases, register_cif
 
         for c in cifs:
@@ -32,7 +33,7 @@ def register(app: click.Group) -> None:
 
             click.echo(json.dumps(rows, indent=1))
             return
-        t = Table(title="hetflow phase registry")
+        t = Table(title="hetflow phase registry", caption="positions, settings and sources: docs/PHASES.md")
         for col in ("name", "formula", "spacegroup", "lattice", "citation"):
             t.add_column(col, overflow="fold")
         for r in rows:

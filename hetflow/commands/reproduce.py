@@ -6,10 +6,15 @@ import click
 
 
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
-          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False):
+          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None, prerelax=None,
+          mlip="chgnet"):
     from hetflow.workflows.recipes.common import RecipeOptions
 
     ex_opts = {}
+    if executor == "local" and pack:
+        from hetflow.errors import InputError
+
+        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
     if executor == "local":
         if workers:
             ex_opts["workers"] = workers
@@ -19,17 +24,24 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
         ex_opts = {k: v for k, v in (("partition", partition), ("account", account), ("walltime", walltime),
                                      ("threads", threads)) if v}
         ex_opts["detached"] = not wait
+        ex_opts["pack"] = pack or 1  # packing executor: also chains warm starts behind their parents
     return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
                          executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
-                         optimizer=optimizer)
+                         optimizer=optimizer, prerelax=prerelax, mlip=mlip)
 
 
 def _common(f):
     opts = [
-        click.option("--level", type=click.Choice(["xtb", "pbe"]), default="xtb", show_default=True,
-                     help="xtb: tblite locally; pbe: CP2K paper preset (submit to a scheduler)."),
+        click.option("--level", type=click.Choice(["xtb", "pbe", "mlip"]), default="xtb", show_default=True,
+                     help="xtb: tblite locally; pbe: CP2K paper preset (submit to a scheduler); mlip: a PBE-trained "
+                          "machine-learned potential (--mlip), a screening level."),
+        click.option("--mlip", type=click.Choice(["chgnet", "sevennet"]), default="chgnet", show_default=True,
+                     help="Potential of --level mlip (weights inside the wheels, no network)."),
+        click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
+                     help="Relax every structure with this potential first; the table's energies stay the "
+                          "target level's own."),
         click.option("--method", default="GFN1-xTB", show_default=True, help="xTB method for --level xtb."),
-        click.option("--quick", is_flag=True, help="Small models; short relaxations of every configuration from the relaxed pristine geometry."),
+        click.option("--quick", is_flag=True, help="Smaller faithful models and fmax 0.1 eV/Å (still converged)."),
         click.option("-o", "--outdir", default="hetflow-reproduce", show_default=True, type=click.Path()),
         click.option("--store", default=None, help="Result store: SQLite path or postgresql:// URL (default OUTDIR/results.db)."),
         click.option("--executor", type=click.Choice(["local", "slurm", "pbs", "lsf"]), default="local", show_default=True),
@@ -37,16 +49,21 @@ def _common(f):
         click.option("--threads", type=int, default=None, help="Threads per worker / job."),
         click.option("--partition", default=None), click.option("--account", default=None),
         click.option("--walltime", default=None, help="Scheduler walltime, e.g. 04:00:00."),
+        click.option("--pack", type=int, default=None,
+                     help="With a scheduler: tasks per batch allocation (warm-started chains are submitted "
+                          "behind their parents' jobs, so they proceed with the controller detached)."),
         click.option("--wait/--detach", default=False,
                      help="With a scheduler: stay attached until every job ended (default: submit what is "
                           "ready and return; run again to collect and submit the next steps)."),
         click.option("--reference", type=click.Choice(["molecule", "bulk"]), default="molecule", show_default=True,
                      help="PbX2 reference: relaxed molecules in vacuum or bulk per formula unit."),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--fmax", type=float, default=None, help="Relaxation threshold, eV/Å (default 0.05; quick 0.1)."),
-        click.option("--max-steps", type=int, default=None, help="Optimiser step cap (default 400; quick 40)."),
-        click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS"]), default="FIRE",
-                     show_default=True, help="ASE optimiser of the xTB relaxations."),
+        click.option("--fmax", type=float, default=None,
+                     help="Relaxation and gate threshold, eV/Å (default 0.05; quick 0.1)."),
+        click.option("--max-steps", type=int, default=None,
+                     help="Safety net on optimiser steps per relaxation (default 3000); reaching it = not converged."),
+        click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella"]), default="FIRE",
+                     show_default=True, help="ASE optimiser of the relaxations."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -58,7 +75,7 @@ def register(app: click.Group) -> None:
     @click.argument("tables", nargs=-1, required=True)
     @_common
     def reproduce_cmd(tables, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                      walltime, wait, reference, seed, fmax, max_steps, optimizer):
+                      walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
         """Reproduce Tables S1–S3 and the ZIF study: TABLES = s1 s2 s3 zif | all.
 
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
@@ -68,7 +85,7 @@ def register(app: click.Group) -> None:
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait)
+                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
         reproduce(tabs, opts, echo=click.echo)
 
     @app.command("screen")
@@ -77,7 +94,7 @@ def register(app: click.Group) -> None:
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF phase first (repeatable).")
     @_common
     def screen_cmd(pairs, cifs, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                   walltime, wait, reference, seed, fmax, max_steps, optimizer):
+                   walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
         """Rank interfaces: epitaxial match, S1 exchange scan, interfacial strain, band-edge localisation.
 
         Writes OUTDIR/screen.md and screen.csv."""
@@ -92,7 +109,7 @@ def register(app: click.Group) -> None:
             register_cif(c)
         parsed = [ScreenPair.parse(p) for p in (pairs or DEFAULT_PAIRS)]
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait)
+                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
         rows = screen(parsed, opts, echo=click.echo)
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)

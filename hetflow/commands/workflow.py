@@ -51,7 +51,8 @@ def register(app: click.Group) -> None:
     @click.option("--workers", type=int, help="Worker processes (default: cores // threads).")
     @click.option("--threads", type=int, help="Threads per worker (OMP_NUM_THREADS, default 1).")
     @click.option("--max-retries", type=int, help="Resubmissions of a task whose worker died.")
-    @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+    @click.option("--progress/--no-progress", default=None,
+                  help="Progress display (default on: a bar on a terminal, a line per task and heartbeats otherwise).")
     def run_cmd(workflow, workers, threads, max_retries, progress):
         """Run WORKFLOW (YAML) attached: on this machine (local pool), or on a Dask cluster when
         the file says executor: {type: dask, …}; finished tasks are taken from the store."""
@@ -64,7 +65,7 @@ def register(app: click.Group) -> None:
             opts = dict(wfile.executor)
         wfile.executor = opts
         ex = wfile.make_executor(workers=workers, threads=threads, max_retries=max_retries)
-        show = sys.stderr.isatty() if progress is None else progress
+        show = True if progress is None else progress  # a bar on a terminal, plain lines otherwise
         summary = wfile.workflow.run(wfile.make_store(), ex, workdir=str(wfile.workdir), progress=show)
         _print_summary(summary, wfile)
         if not summary.ok:
@@ -77,7 +78,12 @@ def register(app: click.Group) -> None:
     @click.option("--max-retries", type=int, help="Resubmissions of a vanished job (default 2).")
     @click.option("--wait/--detach", default=False, help="Stay attached until every task finished (default: detach).")
     @click.option("--poll", type=float, help="Seconds between squeue/qstat/bjobs polls (with --wait).")
-    def submit_cmd(workflow, scheduler, max_retries, wait, poll, **res):
+    @click.option("--pack", type=int, help="Tasks per batch allocation (default 1: one job per task).")
+    @click.option("--slots", type=int, help="Tasks run side by side inside one allocation (default 1: one after another).")
+    @click.option("--chain/--no-chain", default=True, show_default=True,
+                  help="Submit tasks that start from another task's result at once, behind the parent's job "
+                       "(--dependency=afterok), so chains finish with the controller detached.")
+    def submit_cmd(workflow, scheduler, max_retries, wait, poll, pack, slots, chain, **res):
         """Submit WORKFLOW's tasks as batch jobs.  Run it again to ingest finished jobs,
         resubmit vanished ones and submit tasks whose inputs are now ready."""
         from hetflow.workflows.executors import make_executor
@@ -95,6 +101,10 @@ def register(app: click.Group) -> None:
         if poll is not None:
             opts["poll"] = poll
         opts["detached"] = not wait
+        opts["chain"] = chain
+        for k, v in (("pack", pack), ("slots", slots)):
+            if v is not None:
+                opts[k] = v
         ex = make_executor(scheduler, **opts)
         summary = wfile.workflow.run(wfile.make_store(), ex, workdir=str(wfile.workdir))
         _print_summary(summary, wfile)
@@ -198,7 +208,8 @@ def register(app: click.Group) -> None:
             wfile = load_workflow_file(workflow, structures=False)  # reads, never builds
             if wfile.executor.get("type") in _SCHEDULERS:
                 opts = {k: v for k, v in wfile.executor.items()
-                        if k not in ("type", "max_retries", "poll", "detached")}
+                        if k not in ("type", "max_retries", "poll", "detached", "pack", "slots", "chain",
+                                     "max_restarts")}
             if task_name:
                 if task_name not in wfile.task_names():
                     raise WorkflowError(f"no task {task_name!r} in {wfile.path.name} (tasks named by files "

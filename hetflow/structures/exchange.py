@@ -569,10 +569,12 @@ def distinct_exchanges(
     max_configs: int | None = 50,
     seed: int = 0,
     tol: float = 0.3,
+    progress=None,
 ) -> list[Atoms]:
     """Every symmetry-distinct way to exchange ``k`` of the selected halide sites (or a seeded
     sample of at most ``max_configs``), one configuration per orbit with ``info["multiplicity"]``
-    (orbit size), ``orbit`` (index), ``symmetry`` and the enumeration metadata ``enumeration``."""
+    (orbit size), ``orbit`` (index), ``symmetry`` and the enumeration metadata ``enumeration``.
+    ``progress``: callback of :func:`hetflow.structures.symmetry.distinct_subsets`."""
     from hetflow.structures.symmetry import distinct_subsets, symmetry_group
 
     require_labels(atoms)
@@ -584,7 +586,7 @@ def distinct_exchanges(
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= len(pool):
         raise InputError(f"k must be 1 … {len(pool)} (selected {src} sites), got {k}")
     group = symmetry_group(atoms, tol)
-    orbits, meta = distinct_subsets(pool, int(k), group, max_configs=max_configs, seed=seed)
+    orbits, meta = distinct_subsets(pool, int(k), group, max_configs=max_configs, seed=seed, progress=progress)
     out = []
     for i, orb in enumerate(orbits):
         out.append(exchange_sites(atoms, orb.representative, target, name=f"distinct-k{k}-{i}", pattern="custom",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -33,6 +34,7 @@ from hetflow.structures.charge import HALIDES, balance_charge, formal_charge, fo
 from hetflow.structures.labels import plane_index
 from hetflow.structures.nanocrystal import cut_nanocrystal, perovskite_species, pseudocubic_frame
 from hetflow.structures.phases import get_entry
+from hetflow.structures.registry import InterfaceCell, Registry, candidate_registries, column_offsets, snap_top_sheet
 
 __all__ = [
     "EpitaxialMatch",
@@ -50,9 +52,11 @@ MIN_DISTANCE = 1.8
 #: minimum number of perovskite atomic layers (so that 5 can be exchanged)
 MIN_PEROVSKITE_LAYERS = 6
 
-_CATION_CATION = 3.6
-_ANION_ANION = 3.4
-_BOND = (2.75, 3.35)
+#: the model that fills the paper's non-periodic 52 × 68 × 52 Å box (Livakas et al.) with vacuum:
+#: a 5 × 5 × 5 perovskite (11 layers, 28 Å) on three b/2 chalcohalide blocks, stacked along the
+#: 68 Å edge — see :func:`paper_scale_model`
+PAPER_SCALE = {"size": (5, 5, 5), "partner_cells": 3, "box": (52.0, 52.0, 68.0)}
+
 
 
 def lattice_mismatch(a_perovskite: float, a_partner: float) -> float:
@@ -179,7 +183,8 @@ def _partner_block(partner: str, halide: str) -> tuple[Atoms, np.ndarray]:
 def _partner_positions(cell: Atoms, vec_a: np.ndarray, vec_c: np.ndarray, n_half: int,
                        ia: range, ic: range) -> tuple[list[str], np.ndarray]:
     """Chalcohalide atoms on the strained in-plane lattice (vec_a, vec_c), ``n_half`` b/2 blocks
-    below z = 0, its top Pb sheet (frac y just under ½) closest to z = 0."""
+    stacked downward, cut between the Pb double sheets (the only neutral (010) cut: each b/2
+    block is Pb8S6X4), with the top Pb sheet at z = 0."""
     frac = cell.get_scaled_positions() % 1.0
     b = cell.cell.lengths()[1]
     syms = cell.get_chemical_symbols()
@@ -197,65 +202,90 @@ def _partner_positions(cell: Atoms, vec_a: np.ndarray, vec_c: np.ndarray, n_half
                 for j in ic:
                     out_s.append(syms[k])
                     out_p.append((fa + i) * vec_a + (fc + j) * vec_c + np.array([0.0, 0.0, z]))
-    return out_s, np.array(out_p)
+    pos = np.array(out_p)
+    s_arr = np.array(out_s)
+    top = pos[s_arr == "Pb", 2].max() if len(pos) else 0.0
+    pos[:, 2] -= top
+    return out_s, pos
 
 
-def _search_registry(
-    pv_syms: list[str], pv_pos: np.ndarray, ch_syms: list[str], ch_pos: np.ndarray,
-    vec_a: np.ndarray, vec_c: np.ndarray, gaps: np.ndarray, nshift: int = 12,
-) -> dict:
-    """Grid search of the lateral shift and gap of the perovskite's interfacial layer on the
-    chalcohalide's top planes (both given in one periodic in-plane cell vec_a × vec_c)."""
-    qp = np.sign([_q(s) for s in pv_syms])
-    qc = np.sign([_q(s) for s in ch_syms])
-    m2 = np.array([vec_a[:2], vec_c[:2]]).T
-    minv = np.linalg.inv(m2)
-    best = None
-    for fa in np.arange(nshift) / nshift:
-        for fc in np.arange(nshift) / nshift:
-            shift = fa * vec_a + fc * vec_c
-            for gap in gaps:
-                d = (pv_pos + shift + np.array([0, 0, gap]))[:, None, :] - ch_pos[None, :, :]
-                f = np.einsum("ij,pqj->pqi", minv, d[..., :2])
-                f -= np.round(f)
-                d[..., :2] = np.einsum("ij,pqj->pqi", m2, f)
-                r = np.linalg.norm(d, axis=2)
-                same = qp[:, None] * qc[None, :] > 0
-                cat = (qp[:, None] > 0) & same
-                lim = np.where(same, np.where(cat, _CATION_CATION, _ANION_ANION), _BOND[0])
-                pen = float(np.sum(np.clip(lim - r, 0, None) ** 2))
-                bonds = int(np.sum(~same & (r >= _BOND[0]) & (r <= _BOND[1])))
-                score = pen * 10.0 - bonds + 0.01 * gap
-                if best is None or score < best["score"]:
-                    best = {"score": score, "shift_frac": [float(fa), float(fc)], "gap": float(gap),
-                            "shift": shift.tolist(), "contacts": bonds, "penalty": pen}
-    assert best is not None
-    return best
-
-
-def _q(s: str) -> int:
+def interface_cell(perovskite: str, partner: str, strain_to: str = "perovskite") -> InterfaceCell:
+    """The periodic junction cell of ``perovskite`` (100) on ``partner`` (010) (perovskite frame)."""
     from hetflow.structures.charge import FORMAL_CHARGES
 
-    return FORMAL_CHARGES[s]
-
-
-def _registry(perovskite: str, partner: str, ap_inplane: float, ap_out: float) -> tuple[dict, Atoms, np.ndarray, np.ndarray]:
-    """Find the lateral shift/gap on one periodic in-plane cell.  Returns registry, partner cell
-    and the strained in-plane partner vectors (perovskite frame: x, y ∥ perovskite axes)."""
-    pbulk = get_entry(perovskite).atoms()
+    pentry, centry = get_entry(perovskite), get_entry(partner)
+    pbulk = pentry.atoms()
     a_sym, b_sym, x_sym = perovskite_species(pbulk)
-    cell, _ = _partner_block(partner, x_sym)
-    vec_a = ap_inplane * np.array([1.0, 1.0, 0.0])
-    vec_c = ap_inplane * np.array([-1.0, 1.0, 0.0])
-    # perovskite layer 0 (CsX) in that cell: X above the Pb columns (0,0), (0,1); Cs at (½,½), (½,3/2)
-    pv_syms = [x_sym, x_sym, a_sym, a_sym]
-    pv_pos = ap_inplane * np.array([[0, 0, 0], [0, 1, 0], [0.5, 0.5, 0], [0.5, 1.5, 0]], float)
-    ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, 1, range(1), range(1))
-    top = ch_pos[:, 2] > ch_pos[:, 2].max() - 3.5
-    reg = _search_registry(pv_syms, pv_pos, [s for s, t in zip(ch_syms, top) if t], ch_pos[top],
-                           vec_a, vec_c, gaps=np.arange(1.2, 3.61, 0.1))
-    # also keep the next perovskite plane (PbX2 at +a/2) clear of the chalcohalide
-    return reg, cell, vec_a, vec_c
+    cell, _ = _partner_block(centry.name, x_sym)
+    ap = perovskite_spacing(pentry.name)
+    pa, _, pc = cell.cell.lengths()
+    a_in = _inplane_target(ap, pa, pc, strain_to)
+    # terminal CsX monolayer (z = 0): X over the Pb columns (0,0), (0,1); Cs at (½,½), (½,3/2);
+    # then the PbX2 layer above (z = +ap/2) — one √2 × √2 cell (vectors a_in(1,1), a_in(−1,1))
+    d = ap / 2
+    pv_syms = [x_sym, x_sym, a_sym, a_sym, b_sym, b_sym, x_sym, x_sym, x_sym, x_sym]
+    pv_pos = a_in * np.array([[0, 0, 0], [0, 1, 0], [0.5, 0.5, 0], [0.5, 1.5, 0],
+                              [0, 0, 0], [0, 1, 0], [0.5, 0, 0], [0, 0.5, 0], [0.5, 1, 0], [0, 1.5, 0]], float)
+    pv_pos[4:, 2] = d
+    unit = Atoms(cell.get_chemical_symbols(), cell=np.diag(cell.cell.lengths()), pbc=True)
+    unit.set_scaled_positions(cell.get_scaled_positions())
+    va = a_in * np.array([1.0, 1.0, 0.0])
+    vc = a_in * np.array([-1.0, 1.0, 0.0])
+    ch_syms, ch_pos = _partner_positions(unit, va, vc, 1, range(1), range(1))
+    m2 = np.array([va[:2], vc[:2]]).T
+    ch_frac = np.linalg.solve(m2, ch_pos[:, :2].T).T % 1.0
+    charges = {s: FORMAL_CHARGES[s] for s in set(pv_syms) | set(ch_syms)}
+    return InterfaceCell(a_in=float(a_in), d_layer=float(d), bx=float(d), pv_symbols=pv_syms, pv_pos=pv_pos,
+                         ch_symbols=list(ch_syms), ch_frac=ch_frac, ch_z=ch_pos[:, 2], charges=charges)
+
+
+#: registry scorer: candidates + a probe-model builder → the evaluated registries (lowest score wins)
+RegistryScorer = Callable[[list[Registry], Callable[[Registry], Atoms]], list[Registry]]
+
+#: in-plane cells, perovskite cells and partner blocks of the probe slab a calculator-backed scorer
+#: evaluates: periodic in plane, so every registry has the same composition (a finite patch would
+#: take other atoms at its edges for every lateral shift), 2 × 2 a × c cells (≈ 16 Å) for the
+#: Γ-point xTB calculation
+PROBE_INPLANE = (2, 2)
+PROBE_PEROVSKITE_CELLS = 2
+PROBE_PARTNER_CELLS = 1
+
+
+def probe_model(perovskite: str, partner: str, reg: Registry, strain_to: str = "perovskite") -> Atoms:
+    """The periodic probe slab a scorer evaluates for ``reg`` (perovskite 5 layers on one b/2
+    block, 2 × 2 partner cells in plane, 10 Å vacuum; compute it with ``periodic=True``)."""
+    return _assemble_slab(perovskite, partner, PROBE_INPLANE, PROBE_PEROVSKITE_CELLS, PROBE_PARTNER_CELLS,
+                          strain_to, 10.0, reg, None, min_layers=3)
+
+
+def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite",
+                    scorer: RegistryScorer | None = None, n_candidates: int = 8) -> tuple[Registry, list[Registry]]:
+    """Best junction and every registry evaluated.
+
+    Candidates are the ``n_candidates`` best by :func:`~hetflow.structures.registry.continuity_score`
+    (pure geometry, :func:`~hetflow.structures.registry.candidate_registries`); ``scorer``
+    (e.g. single-point energies of probe models, :mod:`hetflow.workflows.registry`) re-scores
+    them — without one the geometric best is taken."""
+    cell = interface_cell(perovskite, partner, strain_to)
+    cands = candidate_registries(cell, keep=n_candidates)
+    if scorer is None:
+        return cands[0], cands
+    evaluated = scorer(cands, lambda r: probe_model(perovskite, partner, r, strain_to))
+    scored = [r for r in evaluated if r.score is not None and np.isfinite(r.score)]
+    if not scored:
+        raise StructureError("the registry scorer returned no finite score")
+    return min(scored, key=lambda r: r.score), evaluated
+
+
+def _as_registry(registry: Registry | dict | None) -> Registry | None:
+    if registry is None or isinstance(registry, Registry):
+        return registry
+    if isinstance(registry, dict):
+        try:
+            return Registry.from_dict(registry)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"registry must give orientation, shift_frac and gap: {exc}") from None
+    raise InputError(f"registry must be a Registry or a dict, got {type(registry).__name__}")
 
 
 def _label_layers(atoms: Atoms, n_perov_layers: int, tol: float = 0.45) -> None:
@@ -298,17 +328,18 @@ def _roles(syms: np.ndarray, domain: np.ndarray, a_sym: str, b_sym: str) -> np.n
     return role
 
 
-def _check_common(perovskite: str, partner: str, size, partner_cells: int, strain_to: str) -> tuple:
+def _check_common(perovskite: str, partner: str, size, partner_cells: int, strain_to: str,
+                  min_layers: int = MIN_PEROVSKITE_LAYERS) -> tuple:
     from hetflow.structures.nanocrystal import _check_size
 
     size = _check_size(size)
     if int(partner_cells) <= 0:
         raise InputError(f"partner_cells must be ≥ 1 (half cells of b), got {partner_cells}")
     n_layers = 2 * size[2]
-    if n_layers + 1 < MIN_PEROVSKITE_LAYERS:
+    if n_layers + 1 < min_layers:
         raise InputError(
             f"perovskite with too few layers: size n3 = {size[2]} gives {n_layers + 1} atomic layers, "
-            f"need ≥ {MIN_PEROVSKITE_LAYERS} (n3 ≥ 3) so that 5 can be exchanged"
+            f"need ≥ {min_layers} (n3 ≥ 3) so that 5 can be exchanged"
         )
     pentry = get_entry(perovskite)
     centry = get_entry(partner)
@@ -324,14 +355,33 @@ def _check_common(perovskite: str, partner: str, size, partner_cells: int, strai
 # --------------------------------------------------------------------------- builders
 
 
+def _resolve_registry(perovskite: str, partner: str, strain_to: str, registry, scorer) -> tuple[Registry, list]:
+    reg = _as_registry(registry)
+    if reg is not None:
+        return reg, []
+    return choose_registry(perovskite, partner, strain_to, scorer)
+
+
+def _registry_info(reg: Registry, evaluated: list[Registry], cell: InterfaceCell) -> dict:
+    off = column_offsets(cell, reg)
+    return {
+        "orientation": reg.orientation, "shift_frac": [float(v) for v in reg.shift_frac], "gap": float(reg.gap),
+        "scorer": reg.scorer, "score": reg.score, "column_offset_max": float(off.max()),
+        "candidates": [r.to_dict() for r in evaluated],
+    }
+
+
 def build_heterostructure(
     perovskite: str = "CsPbCl3",
     partner: str = "Pb4S3Cl2",
-    size: tuple[int, int, int] = (3, 3, 3),
+    size: tuple[int, int, int] = (3, 3, 5),
     partner_cells: int = 2,
     strain_to: str = "perovskite",
     charge: int = 0,
     vacuum: float | None = None,
+    registry: Registry | dict | None = None,
+    scorer: RegistryScorer | None = None,
+    partner_margin: float = 1.0,
 ) -> Atoms:
     """Finite NC heterostructure: a CsX-terminated perovskite cube on a chalcohalide domain.
 
@@ -344,21 +394,31 @@ def build_heterostructure(
     partner_cells: chalcohalide thickness in half cells of b (b/2 ≈ 7.3 Å, Pb8S6X4 each).
     strain_to: common in-plane lattice: "perovskite" (partner strained onto the perovskite,
         default: the perovskite starts unstrained), "partner" or "mean".
-    charge: total formal charge (e); each domain is balanced separately (perovskite to
-        ``charge``, chalcohalide to 0) by removing its least-coordinated surface ions.
+    charge: total formal charge (e) of the perovskite domain (the chalcohalide is neutral).
     vacuum: optional vacuum padding (Å) around the model in a non-periodic box.
+    registry: the junction to use (:class:`~hetflow.structures.registry.Registry` or its dict);
+        ``None`` chooses it: by ``scorer`` when given (e.g.
+        :func:`hetflow.workflows.registry.energy_scorer`), else by cation-column continuity.
+    partner_margin: how far (Å) the chalcohalide extends beyond the perovskite's footprint.
+
+    The perovskite domain is exactly :func:`~hetflow.structures.nanocrystal.cut_nanocrystal` of
+    ``size`` (the standalone reference NC): CsX on every face, surface Cs vacancies by the one
+    rule of :mod:`hetflow.structures.termination` (≤ ¼ of any face).  Its face z = 0 is the
+    terminal CsX monolayer (``layer`` 0) on the chalcohalide's top Pb sheet.
 
     Returns :class:`ase.Atoms` with arrays ``domain``, ``layer``, ``role`` and info describing
-    the model (``kind="nc_heterostructure"``, phases, size, epitaxial match, registry).
+    the model (``kind="nc_heterostructure"``, phases, size, epitaxial match, registry, counts).
     """
     size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(perovskite, partner, size, partner_cells, strain_to)
+    if not (np.isfinite(partner_margin) and 0 <= partner_margin <= 20):
+        raise InputError(f"partner_margin must be between 0 and 20 Å, got {partner_margin}")
+    icell = interface_cell(pentry.name, centry.name, strain_to)
+    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer)
     ap = perovskite_spacing(pentry.name)
-    pa, _, pc = cell.cell.lengths()
-    a_in = _inplane_target(ap, pa, pc, strain_to)
-    reg, cell, vec_a, vec_c = _registry(pentry.name, centry.name, a_in, ap)
+    a_in = icell.a_in
 
     # perovskite NC, pseudo-cubic axes = Cartesian, layer 0 at z = 0, Pb(0,0) column at origin
-    pv = cut_nanocrystal(pentry.name, size, charge=charge, protect="bottom")
+    pv = cut_nanocrystal(pentry.name, size, charge=charge, max_face_fraction=0.25)
     pv.positions[:, :2] *= a_in / ap
     syms = np.array(pv.get_chemical_symbols())
     pv.positions[:, 2] -= pv.positions[:, 2].min()
@@ -367,19 +427,23 @@ def build_heterostructure(
     corner = pb_low[np.lexsort((pb_low[:, 1], pb_low[:, 0]))[0]]
     pv.positions[:, :2] -= corner[:2]
 
-    # chalcohalide patch below, covering the NC footprint
-    lo = pv.positions[:, :2].min(axis=0) - 0.5
-    hi = pv.positions[:, :2].max(axis=0) + 0.5
-    span = int(np.ceil(np.abs(hi - lo).max() / a_in)) + 3
+    # chalcohalide patch below, covering the NC footprint (+ margin)
+    lo = pv.positions[:, :2].min(axis=0) - partner_margin
+    hi = pv.positions[:, :2].max(axis=0) + partner_margin
+    span = int(np.ceil(np.abs(np.r_[lo, hi]).max() / a_in)) + 3
+    vec_a, vec_c = icell.vectors(reg.orientation)
     ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, int(partner_cells), range(-span, span + 1),
                                          range(-span, span + 1))
-    ch_pos = ch_pos - np.array(reg["shift"]) - np.array([0, 0, reg["gap"]])
+    ch_pos = ch_pos + reg.shift_frac[0] * vec_a + reg.shift_frac[1] * vec_c - np.array([0, 0, reg.gap])
+    if reg.snap:
+        ch_pos = snap_top_sheet(np.array(ch_syms), ch_pos, a_in)
     inside = np.all((ch_pos[:, :2] >= lo) & (ch_pos[:, :2] <= hi), axis=1)
     ch = Atoms(list(np.array(ch_syms)[inside]), positions=ch_pos[inside])
     ch.set_array("domain", np.full(len(ch), "chalcohalide", dtype="<U16"))
     ch, _ = _drop_dangling(ch)
-    ch, removed = balance_charge(ch, target=0, protect=ch.positions[:, 2] > -1.5)
+    ch, removed = balance_charge(ch, target=0, protect=ch.positions[:, 2] > -reg.gap - 1.5)
 
+    term = dict(pv.info.get("termination", {}))
     pv.set_array("domain", np.full(len(pv), "perovskite", dtype="<U16"))
     for name in list(pv.arrays):
         if name not in ("numbers", "positions", "domain"):
@@ -400,10 +464,45 @@ def build_heterostructure(
         halide=x_sym, size=list(size), partner_cells=int(partner_cells), perovskite_layers=2 * size[2],
         strain_to=strain_to, inplane_spacing=float(a_in), charge=int(charge), stacking_axis=2,
         mismatch_percent=float(match.mismatch_percent),
-        registry={k: reg[k] for k in ("shift_frac", "gap", "contacts")},
-        partner_removed_ions=len(removed),
+        registry=_registry_info(reg, evaluated, icell),
+        termination=term, partner_removed_ions=len(removed),
+        counts=model_counts(hs),
     )
     return hs
+
+
+def paper_scale_model(perovskite: str = "CsPbCl3", partner: str = "Pb4S3Cl2", registry: Registry | dict | None = None,
+                      scorer: RegistryScorer | None = None) -> Atoms:
+    """The paper-scale NC heterostructure (:data:`PAPER_SCALE`) centred in the 52 × 52 × 68 Å box
+    (x, y in plane, z the stacking axis; pbc False), ``info["box_vacuum"]`` = the smallest gap
+    (Å) between the model and a box face.  For CP2K PBE on a cluster (the recipes'
+    ``--level pbe``); ≈ 1.5 × 10³ atoms."""
+    hs = build_heterostructure(perovskite, partner, size=PAPER_SCALE["size"], partner_cells=PAPER_SCALE["partner_cells"],
+                               registry=registry, scorer=scorer)
+    box = np.array(PAPER_SCALE["box"])
+    hs.set_cell(np.diag(box))
+    hs.positions += box / 2 - 0.5 * (hs.positions.min(axis=0) + hs.positions.max(axis=0))
+    gaps = np.minimum(hs.positions.min(axis=0), box - hs.positions.max(axis=0))
+    if (gaps < 5.0).any():
+        raise StructureError(f"the paper-scale model does not fit the 52 × 52 × 68 Å box with 5 Å vacuum (gaps {gaps})")
+    hs.pbc = False
+    hs.info.update(kind="nc_heterostructure_paper_scale", box=box.tolist(), box_vacuum=float(gaps.min()))
+    return hs
+
+
+def model_counts(atoms: Atoms) -> dict:
+    """Atom counts of a labelled model: total, per domain and element, perovskite layers."""
+    dom = atoms.arrays["domain"]
+    syms = np.array(atoms.get_chemical_symbols())
+    out: dict = {"atoms": len(atoms)}
+    for d in np.unique(dom):
+        els, n = np.unique(syms[dom == d], return_counts=True)
+        out[str(d)] = {str(e): int(k) for e, k in zip(els, n)}
+    lay = atoms.arrays.get("layer")
+    if lay is not None:
+        out["perovskite_layers"] = int(lay[dom == "perovskite"].max() + 1)
+        out["partner_planes"] = int(-lay[dom != "perovskite"].min()) if (dom != "perovskite").any() else 0
+    return out
 
 
 def build_slab(
@@ -414,27 +513,34 @@ def build_slab(
     partner_cells: int = 2,
     strain_to: str = "perovskite",
     vacuum: float = 15.0,
+    registry: Registry | dict | None = None,
+    scorer: RegistryScorer | None = None,
 ) -> Atoms:
     """Periodic slab: in-plane periodic (``inplane`` × the partner a × c cell ≙ √2 × √2
-    perovskite cells), vacuum along z.
+    perovskite cells), vacuum along z; the junction as in :func:`build_heterostructure`.
 
     The perovskite part has ``perovskite_cells`` cubic cells → 2·n + 1 atomic layers, CsX on
     both faces; the chalcohalide ``partner_cells`` half cells of b.  Every plane of the
     perovskite (CsX or PbX2) and every b/2 block of the partner is neutral, so the slab is.
-    The cell is x ∥ partner a, y ∥ partner c, z ∥ partner b (stacking axis).
+    The cell is x ∥ partner a (or c, by the registry's orientation), z the stacking axis.
     """
+    return _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum,
+                          registry, scorer)
+
+
+def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum, registry,
+                   scorer, min_layers: int = MIN_PEROVSKITE_LAYERS) -> Atoms:
     m1, m2 = (int(v) for v in inplane)
     if m1 <= 0 or m2 <= 0:
         raise InputError(f"in-plane size must be positive, got {inplane}")
     size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(
-        perovskite, partner, (1, 1, perovskite_cells), partner_cells, strain_to)
-    if vacuum <= 0:
+        perovskite, partner, (1, 1, perovskite_cells), partner_cells, strain_to, min_layers)
+    if not (np.isfinite(vacuum) and vacuum > 0):
         raise InputError(f"vacuum must be > 0 Å, got {vacuum}")
+    icell = interface_cell(pentry.name, centry.name, strain_to)
+    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer)
     ap = perovskite_spacing(pentry.name)
-    pa, _, pc = cell.cell.lengths()
-    a_in = _inplane_target(ap, pa, pc, strain_to)
-    reg, cell, vec_a, vec_c = _registry(pentry.name, centry.name, a_in, ap)
-    # perovskite planes on the square lattice (perovskite frame), one periodic cell vec_a × vec_c
+    a_in = icell.a_in
     syms: list[str] = []
     pos: list[np.ndarray] = []
     n_layers = 2 * size[2]
@@ -451,8 +557,11 @@ def build_slab(
                         a_in * np.array([c[0], c[1] + .5, 0]) + [0, 0, z]]
     pv = Atoms(syms, positions=np.array(pos))
     pv.set_array("domain", np.full(len(pv), "perovskite", dtype="<U16"))
+    vec_a, vec_c = icell.vectors(reg.orientation)
     ch_syms, ch_pos = _partner_positions(cell, vec_a, vec_c, int(partner_cells), range(1), range(1))
-    ch_pos = ch_pos - np.array(reg["shift"]) - np.array([0, 0, reg["gap"]])
+    ch_pos = ch_pos + reg.shift_frac[0] * vec_a + reg.shift_frac[1] * vec_c - np.array([0, 0, reg.gap])
+    if reg.snap:
+        ch_pos = snap_top_sheet(np.array(ch_syms), ch_pos, a_in)
     ch = Atoms(ch_syms, positions=ch_pos)
     ch.set_array("domain", np.full(len(ch), "chalcohalide", dtype="<U16"))
     unit = pv + ch
@@ -467,7 +576,6 @@ def build_slab(
     zmin, zmax = slab.positions[:, 2].min(), slab.positions[:, 2].max()
     slab.set_cell([[m1 * la, 0, 0], [0, m2 * lc, 0], [0, 0, zmax - zmin + 2 * vacuum]])
     slab.positions[:, 2] += vacuum - zmin
-    # z of the interface (layer 0) is needed for labels: shift back temporarily
     syms_arr = np.array(slab.get_chemical_symbols())
     slab.set_array("role", _roles(syms_arr, slab.arrays["domain"], a_sym, b_sym))
     _label_layers(slab, n_layers)
@@ -480,7 +588,7 @@ def build_slab(
         inplane=[m1, m2], perovskite_cells=int(perovskite_cells), partner_cells=int(partner_cells),
         perovskite_layers=n_layers, strain_to=strain_to, inplane_spacing=float(a_in), charge=0,
         stacking_axis=2, vacuum=float(vacuum), mismatch_percent=float(match.mismatch_percent),
-        registry={k: reg[k] for k in ("shift_frac", "gap", "contacts")},
+        registry=_registry_info(reg, evaluated, icell), counts=model_counts(slab),
     )
     return slab
 

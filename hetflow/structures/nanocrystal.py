@@ -7,9 +7,10 @@ A nanocrystal of ``n1 × n2 × n3`` PbX6 octahedra keeps
 * the A-site (Cs) cations of the surrounding cube, (n1+1)(n2+1)(n3+1) of them,
 
 so each {100} face is a CsX plane, as in real CsPbX3 NCs.  That cut carries a formal charge of
-+(n1 + n2 + n3 + 1); the least coordinated Cs (corners, then edges, spread apart) are removed
-until the charge is the one asked for (default 0).  Example: 3 × 3 × 3 → Cs54Pb27Cl108,
-189 atoms.
++(n1 + n2 + n3 + 1); corner and edge Cs are removed until the charge is the one asked for
+(default 0) by the rule of :mod:`hetflow.structures.termination` (least coordinated first, no
+face losing more than a quarter of its Cs, spread evenly and symmetrically over the faces).
+Example: 3 × 3 × 3 → Cs54Pb27Cl108, 189 atoms.
 
 Tilted perovskites (γ-CsPbI3) are cut in their pseudo-cubic frame (the three shortest,
 mutually near-orthogonal Pb–Pb vectors).
@@ -24,9 +25,10 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.errors import InputError, StructureError
-from hetflow.structures.charge import HALIDES, balance_charge, formal_charge
+from hetflow.structures.charge import HALIDES, formal_charge
 from hetflow.structures.labels import assign_planes
 from hetflow.structures.phases import get_entry
+from hetflow.structures.termination import surface_vacancies
 
 __all__ = ["cut_nanocrystal", "pseudocubic_frame", "perovskite_species"]
 
@@ -70,7 +72,7 @@ def cut_nanocrystal(
     size: tuple[int, int, int] = (3, 3, 3),
     charge: int = 0,
     vacuum: float | None = None,
-    protect: str | None = None,
+    max_face_fraction: float | None = None,
 ) -> Atoms:
     """Cut a CsX-terminated nanocrystal of ``size`` = (n1, n2, n3) octahedra.
 
@@ -81,8 +83,10 @@ def cut_nanocrystal(
     charge: wanted total formal charge (e); surface Cs are removed to reach it.
     vacuum: if given, put the NC in a box with this much vacuum (Å) on each side
         (pbc stays False); otherwise no cell.
-    protect: ``"bottom"`` keeps the lowest CsX face (z) intact while balancing the charge —
-        used for the face that becomes an interface.
+    max_face_fraction: largest share of a face's Cs sites the charge balance may remove.
+        ``None`` (default): ¼ where the size allows it (every NC of 2 × 2 × 3 and up), else the
+        smallest of ⅓, ½, 1 that works (tiny test clusters such as 2 × 2 × 1); the value used
+        is in ``info["termination"]["max_face_fraction"]``.  A number is a hard limit.
 
     Returns a finite :class:`ase.Atoms` with arrays ``domain``, ``role``, ``layer`` and info
     ``kind="nanocrystal"``, ``phase``, ``size``, ``charge``, ``removed_surface_ions``.
@@ -135,18 +139,41 @@ def cut_nanocrystal(
     q = u @ vt  # nearest orthogonal matrix; its rows are the rotated axes
     nc.positions = nc.positions @ q.T
     nc.positions -= nc.positions.min(axis=0)
-    if protect not in (None, "bottom"):
-        raise InputError(f"protect must be None or 'bottom', got {protect!r}")
-    mask = nc.positions[:, 2] < 0.6 if protect == "bottom" else None
-    nc, removed = balance_charge(nc, target=charge, protect=mask)
+    removed, term = _terminate(nc, charge, a_sym, max_face_fraction)
+    keep = np.ones(len(nc), bool)
+    keep[removed] = False
+    nc = nc[keep]
     assign_planes(nc, axis=2, tol=0.6)
     if vacuum is not None:
         nc.center(vacuum=vacuum)
     nc.info.update(
         kind="nanocrystal", phase=name, size=list(map(int, n)), charge=int(charge),
         removed_surface_ions=len(removed), charge_before_balancing=int(q0), stacking_axis=2,
+        termination=term,
     )
     return nc
+
+
+def _terminate(nc: Atoms, charge: int, a_sym: str, max_face_fraction: float | None) -> tuple[np.ndarray, dict]:
+    """Surface Cs vacancies by the rule of :mod:`hetflow.structures.termination`."""
+    from hetflow.structures.termination import MAX_FACE_FRACTION
+
+    if max_face_fraction is not None:
+        limits = [float(max_face_fraction)]
+        if not 0 < limits[0] <= 1:
+            raise InputError(f"max_face_fraction must be in (0, 1], got {max_face_fraction}")
+    else:
+        limits = [MAX_FACE_FRACTION, 1 / 3, 0.5, 1.0]
+    for k, lim in enumerate(limits):
+        try:
+            removed, rep = surface_vacancies(nc, charge, a_sym, max_face_fraction=lim)
+        except StructureError:
+            if k == len(limits) - 1:
+                raise
+            continue
+        rep["max_face_fraction"] = lim
+        return removed, rep
+    raise AssertionError("unreachable")
 
 
 def _check_size(size) -> tuple[int, int, int]:

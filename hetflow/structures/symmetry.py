@@ -15,14 +15,22 @@ lexicographically smallest form), each with its **multiplicity** (orbit size); t
 multiplicities add up to C(n, k).  When C(n, k) exceeds ``max_enumerate`` a reproducible
 (seeded) random sample of distinct orbits is drawn instead.
 
+Long enumerations report progress: ``distinct_subsets(..., progress=callback)`` calls
+``callback(examined, total, orbits_found)`` at most every :data:`PROGRESS_EVERY` seconds and
+once at the end, and the ``hetflow.structures.symmetry`` logger says at INFO what is being
+enumerated (the CLI shows both).
+
 Nothing here imports a calculator.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from ase import Atoms
@@ -41,6 +49,12 @@ __all__ = [
 SYMPREC = 0.3
 #: above this many k-subsets the enumeration switches to seeded sampling
 MAX_ENUMERATE = 200_000
+#: seconds between two calls of a ``progress`` callback
+PROGRESS_EVERY = 0.5
+
+log = logging.getLogger("hetflow.structures.symmetry")
+#: ``progress(examined, total, orbits_found)``
+ProgressCallback = Callable[[int, int, int], None]
 
 
 @dataclass
@@ -110,6 +124,8 @@ def symmetry_group(atoms: Atoms, tol: float = SYMPREC) -> SymmetryGroup:
     if len(atoms) == 0:
         raise StructureError("cannot analyse the symmetry of an empty structure")
     perms: list[np.ndarray] = []
+    log.info("finding the symmetry operations of %d atoms (%s)", len(atoms),
+             "point group" if not atoms.pbc.any() else "spglib")
     if not atoms.pbc.any():
         from pymatgen.core import Molecule
         from pymatgen.symmetry.analyzer import PointGroupAnalyzer
@@ -184,12 +200,16 @@ def distinct_subsets(
     max_configs: int | None = None,
     seed: int = 0,
     max_enumerate: int = MAX_ENUMERATE,
+    progress: ProgressCallback | None = None,
 ) -> tuple[list[Orbit], dict]:
     """Symmetry-distinct ways to choose ``k`` of the atoms ``sites``.
 
     group: a :class:`SymmetryGroup` of the whole model (or already site-local permutations).
     max_configs: keep at most this many orbits (a seeded sample if there are more).
     max_enumerate: exhaustive enumeration up to this many k-subsets, seeded sampling above.
+    progress: called as ``progress(examined, total, orbits_found)`` during the enumeration (at
+        most every PROGRESS_EVERY s, and once at the end); ``total`` is C(n, k) when exhaustive,
+        else the sampling budget (50·max_configs draws).
 
     Returns (orbits, meta); each orbit's representative is given in **atom indices**, sorted;
     meta has ``n_sites``, ``k``, ``n_subsets`` (C(n, k)), ``group_order`` (operations that
@@ -205,15 +225,24 @@ def distinct_subsets(
     total = math.comb(n, int(k))
     orbits: list[tuple[tuple[int, ...], int]] = []
     exhaustive = total <= max_enumerate
+    last = time.monotonic()
+    log.info("symmetry-distinct choices of %d of %d sites: %s (%d operations keep the sites)", k, n,
+             f"enumerating all C(n, k) = {total}" if exhaustive else f"sampling (C(n, k) = {total} > {max_enumerate})",
+             len(local))
     if exhaustive:
         seen: set[tuple[int, ...]] = set()
-        for comb in itertools.combinations(range(n), int(k)):
+        for i, comb in enumerate(itertools.combinations(range(n), int(k))):
+            if progress is not None and not i % 512 and time.monotonic() - last >= PROGRESS_EVERY:
+                progress(i, total, len(orbits))
+                last = time.monotonic()
             if comb in seen:
                 continue
             orb = _orbit(comb, local)
             seen |= orb
             orbits.append((comb, len(orb)))
         n_orbits = len(orbits)
+        if progress is not None:
+            progress(total, total, n_orbits)
         if max_configs is not None and n_orbits > max_configs:
             rng = np.random.default_rng(seed)
             pick = np.sort(rng.choice(n_orbits, size=max_configs, replace=False))
@@ -228,8 +257,15 @@ def distinct_subsets(
             comb = tuple(sorted(int(v) for v in rng.choice(n, size=int(k), replace=False)))
             orb = _orbit(comb, local)
             found.setdefault(min(orb), len(orb))
+            if progress is not None and time.monotonic() - last >= PROGRESS_EVERY:
+                progress(attempts, 50 * want, len(found))
+                last = time.monotonic()
+        if progress is not None:
+            progress(attempts, attempts, len(found))
         orbits = sorted(found.items())
         n_orbits = None
+    log.info("%s symmetry-distinct choices%s", n_orbits if exhaustive else len(orbits),
+             "" if exhaustive else " sampled")
     out = [Orbit(tuple(int(sites[i]) for i in rep), mult) for rep, mult in orbits]
     meta = {"n_sites": n, "k": int(k), "n_subsets": total, "group_order": int(len(local)),
             "exhaustive": exhaustive, "n_orbits": n_orbits, "seed": int(seed)}

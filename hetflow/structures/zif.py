@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 #: CLI phase keyword → registry name
-PHASE_NAMES = {"alpha": "CsPbI3-alpha", "delta": "CsPbI3-delta"}
+PHASE_NAMES = {"alpha": "CsPbI3-alpha", "delta": "CsPbI3-delta", "gamma": "CsPbI3-gamma"}
 
 #: target bond lengths (Å): Zn–N (EXAFS 1.98, PHASES.md 1.98–2.00), Pb–N / Zn–I starting values
 BONDS = {"Zn-N": 1.99, "Pb-N": 2.60, "Zn-I": 2.60, "Pb-I": 3.20, "C-H": 1.08, "N-H": 1.01, "CC_benzo": 1.39}
@@ -339,276 +339,154 @@ def _check_no_clash(at: Atoms, what: str) -> None:
 
 # --------------------------------------------------------------------------- perovskite fragment
 
+#: Pb–I bond cutoff of the fragment builder (Å): bulk Pb–I 3.05–3.35 Å in α, γ, δ
+PB_I_CUTOFF = 3.6
+#: Cs–I contact cutoff (Å) used to pick the Cs of a fragment (α Cs–I 4.45 Å)
+CS_I_CONTACT = 4.6
 
-def perovskite_fragment(phase: str = "alpha", n_units: int = 8) -> Atoms:
-    """A charge-neutral Cs_n Pb_n I_3n fragment of CsPbI3 (``phase`` "alpha" or "delta", or a
-    registry name) with ``n_units`` formula units (8 or 9 recommended; 2 … 27 accepted).
 
-    The n Pb nearest a central Cs, the 3n iodides bonded to them (most Pb neighbours first,
-    then nearest the centre), the n Cs with most iodide contacts (< 4.6 Å).  Labels:
-    ``domain`` "perovskite", ``role`` A/B/X, ``pb_neighbours`` (int, for iodides: Pb within
-    1.25 × the shortest Pb–I).
+def _select_iodides(m: np.ndarray, n_iodides: int, dist: np.ndarray) -> tuple[int, int, np.ndarray] | None:
+    """Choose ``n_iodides`` rows of the iodide × Pb bond matrix ``m`` that maximise first the
+    smallest Pb coordination, then the total (mixed-integer program, exact); ties go to the
+    iodides nearest the centre (``dist``).  Returns (min CN, total CN, chosen mask)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    nc, npb = m.shape
+    if nc < n_iodides:
+        return None
+    w = 1e-3 * (1.0 - dist / (dist.max() + 1e-9))
+    c = np.r_[-(m.sum(axis=1) + w), -1000.0]  # maximise 1000·t + Σ CN (+ tiny centrality)
+    rows = [np.r_[np.ones(nc), 0.0]] + [np.r_[m[:, j], -1.0] for j in range(npb)]
+    lb = [n_iodides] + [0] * npb
+    ub = [n_iodides] + [np.inf] * npb
+    res = milp(c, constraints=LinearConstraint(np.array(rows), lb, ub), integrality=np.ones(nc + 1),
+               bounds=Bounds(np.zeros(nc + 1), np.r_[np.ones(nc), 6.0]))
+    if res.x is None:
+        return None
+    x = res.x[:nc].round().astype(bool)
+    cn = m[x].sum(axis=0)
+    return int(cn.min()), int(cn.sum()), x
+
+
+def perovskite_fragment(phase: str = "alpha", n_units: int = 8, seed: int = 0, trials: int = 24) -> Atoms:
+    """A charge-neutral Cs_n Pb_n I_3n surface fragment of CsPbI3 (``phase`` "alpha", "delta",
+    "gamma" or a registry name) with ``n_units`` = n formula units (8 or 9 as in Li et al.;
+    2 … 27 accepted), cut so that its Pb are as highly coordinated as the phase allows.
+
+    1. Pb set: compact clusters of n Pb grown in the bulk from the Pb nearest the centre,
+       each step adding the Pb that shares most iodides with the cluster (greedy, plus
+       ``trials`` seeded randomised growths).
+    2. Iodides: the 3n of the iodides bonded to those Pb (Pb–I < 3.6 Å) that maximise the
+       smallest Pb–I coordination, then the total (exact mixed-integer program).  The best
+       (min CN, total CN, compactness) over all Pb sets is kept.
+    3. Cs: the n Cs with most contacts (< 4.6 Å) to those iodides, nearest the centre first.
+
+    In corner-sharing α every iodide bridges at most two Pb, so the Pb–I bonds of a fragment
+    number 3n + (bridging iodides) ≤ 3n + (Pb–Pb edges of n cubic-lattice sites): 36 for
+    n = 8 (a 2×2×2 cube, mean 4.5) — α allows a smallest coordination of 4; edge-sharing δ
+    reaches 5 for every Pb.  Labels: ``domain`` "perovskite", ``role`` A/B/X,
+    ``pb_neighbours`` (for iodides: bonded Pb), ``pb_coordination`` (for Pb: bonded I);
+    info ``min_pb_coordination``, ``pb_i_bonds``, ``bridging_iodides``.
     """
     from hetflow.structures.phases import get_phase
 
     name = PHASE_NAMES.get(phase, phase)
     if not 2 <= int(n_units) <= 27:
         raise InputError(f"n_units must be 2 … 27 formula units, got {n_units}")
+    if trials < 0:
+        raise InputError(f"trials must be ≥ 0, got {trials}")
     n = int(n_units)
     bulk = get_phase(name)
-    syms0 = set(bulk.get_chemical_symbols())
-    if syms0 != {"Cs", "Pb", "I"}:
-        raise InputError(f"phase {name!r} is not CsPbI3 (elements {sorted(syms0)})")
-    reps = tuple(int(max(2, math.ceil(22.0 / L))) for L in bulk.cell.lengths())
+    if set(bulk.get_chemical_symbols()) != {"Cs", "Pb", "I"}:
+        raise InputError(f"phase {name!r} is not CsPbI3 (elements {sorted(set(bulk.get_chemical_symbols()))})")
+    reps = tuple(int(max(2, math.ceil(26.0 / L))) for L in bulk.cell.lengths())
     sc = bulk.repeat(reps)
     s = np.array(sc.get_chemical_symbols())
     pos = sc.positions
-    centre_box = sc.cell.sum(axis=0) / 2
-    cs = np.flatnonzero(s == "Cs")
-    c0 = pos[cs[np.argmin(np.linalg.norm(pos[cs] - centre_box, axis=1))]]
-    pb = np.flatnonzero(s == "Pb")
-    dpb = np.linalg.norm(pos[pb] - c0, axis=1)
-    chosen_pb = pb[np.lexsort((pb, dpb.round(3)))[:n]]
-    io = np.flatnonzero(s == "I")
-    dpi = np.linalg.norm(pos[io][:, None] - pos[pb][None], axis=2)
-    d_pbi = float(dpi.min())
-    nb = (np.linalg.norm(pos[io][:, None] - pos[chosen_pb][None], axis=2) < 1.25 * d_pbi).sum(axis=1)
-    cand = np.flatnonzero(nb > 0)
-    centroid = pos[chosen_pb].mean(axis=0)
-    if len(cand) < 3 * n:
-        raise StructureError(f"only {len(cand)} iodides bonded to the {n} Pb; cannot reach CsPbI3 stoichiometry")
-    # greedy: the iodide next to the least-covered Pb first, bridging before terminal, then near
-    bonded = np.linalg.norm(pos[io[cand]][:, None] - pos[chosen_pb][None], axis=2) < 1.25 * d_pbi
-    di = np.linalg.norm(pos[io[cand]] - centroid, axis=1).round(3)
-    count = np.zeros(n, int)
-    free = np.ones(len(cand), bool)
-    picked: list[int] = []
-    for _ in range(3 * n):
-        least = np.where(bonded, count[None, :], 10**6).min(axis=1)
-        key = np.lexsort((io[cand], di, -nb[cand], least, ~free))
-        k = int(key[0])
-        picked.append(int(io[cand[k]]))
-        free[k] = False
-        count += bonded[k]
-    chosen_i = np.array(picked, int)
-    ci = (np.linalg.norm(pos[cs][:, None] - pos[chosen_i][None], axis=2) < 4.6).sum(axis=1)
-    dcs = np.linalg.norm(pos[cs] - centroid, axis=1)
-    chosen_cs = cs[np.lexsort((cs, dcs.round(3), -ci))[:n]]
-    keep = np.concatenate([chosen_cs, chosen_pb, chosen_i])
-    frag = sc[keep]
+    pb, io, cs = (np.flatnonzero(s == e) for e in ("Pb", "I", "Cs"))
+    bond = np.linalg.norm(pos[io][:, None] - pos[pb][None], axis=2) < PB_I_CUTOFF  # iodide × Pb
+    share = bond.T.astype(int) @ bond.astype(int)
+    np.fill_diagonal(share, 0)
+    centre = sc.cell.sum(axis=0) / 2
+    rng = np.random.default_rng(seed)
+    seeds = np.argsort(np.linalg.norm(pos[pb] - centre, axis=1), kind="stable")[:4]
+    tried: set[tuple[int, ...]] = set()
+    best = None
+    for t in range(len(seeds) * (1 + trials // max(1, len(seeds)))):
+        sel = [int(seeds[t % len(seeds)])]
+        greedy = t < len(seeds)
+        while len(sel) < n:
+            gain = share[:, sel].sum(axis=1).astype(float)
+            gain[sel] = -1.0
+            if greedy:
+                d = np.linalg.norm(pos[pb] - pos[pb[sel]].mean(axis=0), axis=1).round(3)
+                k = int(np.lexsort((np.arange(len(pb)), d, -gain))[0])
+            else:
+                ok = np.flatnonzero(gain > 0)
+                p = np.exp(gain[ok] - gain[ok].max())
+                k = int(rng.choice(ok, p=p / p.sum()))
+            sel.append(k)
+        key = tuple(sorted(sel))
+        if key in tried:
+            continue
+        tried.add(key)
+        cand = np.flatnonzero(bond[:, key].any(axis=1))
+        cen = pos[pb[list(key)]].mean(axis=0)
+        got = _select_iodides(bond[np.ix_(cand, key)].astype(int), 3 * n, np.linalg.norm(pos[io[cand]] - cen, axis=1))
+        if got is None:
+            continue
+        rg = float(np.linalg.norm(pos[pb[list(key)]] - cen, axis=1).mean())
+        rank = (got[0], got[1], -round(rg, 3))
+        if best is None or rank > best[0]:
+            best = (rank, key, cand[got[2]])
+    if best is None:
+        raise StructureError(f"no {n}-unit fragment of {name} has 3n iodides bonded to its Pb")
+    (min_cn, n_bonds, _), key, chosen_i = best
+    chosen_pb = pb[list(key)]
+    chosen_i = io[chosen_i]
+    contacts = (np.linalg.norm(pos[cs][:, None] - pos[chosen_i][None], axis=2) < CS_I_CONTACT).sum(axis=1)
+    cen = pos[chosen_pb].mean(axis=0)
+    dcs = np.linalg.norm(pos[cs] - cen, axis=1).round(3)
+    chosen_cs = cs[np.lexsort((cs, dcs, -contacts))[:n]]
+    frag = sc[np.concatenate([chosen_cs, chosen_pb, chosen_i])]
     frag.pbc = False
     frag.set_cell(None)
     frag.positions -= frag.positions.mean(axis=0)
     fs = np.array(frag.get_chemical_symbols())
     frag.set_array("domain", np.full(len(frag), "perovskite", dtype="<U16"))
     frag.set_array("role", np.where(fs == "Cs", "A", np.where(fs == "Pb", "B", "X")).astype("<U3"))
-    frag.set_array("pb_neighbours", _pb_neighbours(frag, d_pbi))
-    frag.info.update(kind="perovskite_fragment", phase=name, n_units=n, charge=0, d_pb_i=d_pbi)
+    nb = pb_iodide_bonds(frag)
+    frag.set_array("pb_neighbours", _per_atom(frag, nb, "I"))
+    frag.set_array("pb_coordination", _per_atom(frag, nb, "Pb"))
+    d_pbi = float(np.linalg.norm(pos[pb][:, None] - pos[io][None], axis=2).min())
+    frag.info.update(kind="perovskite_fragment", phase=name, n_units=n, charge=0, d_pb_i=d_pbi,
+                     min_pb_coordination=int(min_cn), pb_i_bonds=int(n_bonds),
+                     bridging_iodides=int((_per_atom(frag, nb, "I")[fs == "I"] >= 2).sum()))
     return frag
 
 
-def _pb_neighbours(frag: Atoms, d_pbi: float) -> np.ndarray:
+def pb_iodide_bonds(frag: Atoms, cutoff: float = PB_I_CUTOFF) -> np.ndarray:
+    """Boolean (n_atoms × n_atoms) matrix of Pb–I bonds (< ``cutoff`` Å) of a finite model."""
     s = np.array(frag.get_chemical_symbols())
-    out = np.zeros(len(frag), int)
-    pb = np.flatnonzero(s == "Pb")
-    for i in np.flatnonzero(s == "I"):
-        out[i] = int((np.linalg.norm(frag.positions[pb] - frag.positions[i], axis=1) < 1.25 * d_pbi).sum())
-    return out
+    d = frag.get_all_distances()
+    pbm, im = s == "Pb", s == "I"
+    return (d < cutoff) & ((pbm[:, None] & im[None]) | (im[:, None] & pbm[None]))
 
 
-# --------------------------------------------------------------------------- score and products
+def _per_atom(frag: Atoms, bonds: np.ndarray, element: str) -> np.ndarray:
+    s = np.array(frag.get_chemical_symbols())
+    return np.where(s == element, bonds.sum(axis=1), 0).astype(int)
 
 
-def geometric_score(atoms: Atoms, bonds: dict[str, tuple[int, int]] | None = None) -> dict:
-    """Geometric plausibility of a starting structure (lower is better; dimensionless/Å²).
-
-    clash: Σ max(0, 0.8·(r_cov,i + r_cov,j) − d_ij)² over atom pairs that are not covalent
-    neighbours (d > 0.8·(r_i + r_j) counts as no clash; bonded pairs inside a molecule are at
-    ~1.0·(r_i + r_j)).  bonds: named pairs whose length is checked against
-    :data:`BONDS` (|Δd| in Å added to the score).  zn_coordination: N + I within 2.9 Å of
-    every Zn (4 expected, |CN − 4| added).  min_distance: shortest interatomic distance (Å).
-    """
+def pb_coordination(atoms: Atoms, i_cutoff: float = PB_I_CUTOFF, n_cutoff: float = 2.9) -> dict[int, int]:
+    """Pb index → number of I (< ``i_cutoff`` Å) and N (< ``n_cutoff`` Å) around it."""
     s = np.array(atoms.get_chemical_symbols())
     d = atoms.get_all_distances()
-    np.fill_diagonal(d, np.inf)
-    r = _radii(atoms)
-    rsum = r[:, None] + r[None]
-    dom = atoms.arrays.get("domain", np.full(len(atoms), "x"))
-    lig = atoms.arrays.get("linker", np.full(len(atoms), -1))
-    # pairs inside one rigid unit (same linker, or perovskite–perovskite) are not scored
-    same_unit = (lig[:, None] == lig[None]) & (lig[:, None] >= 0)
-    intra_pv = (dom[:, None] == "perovskite") & (dom[None] == "perovskite")
-    bonded = d < 1.15 * rsum
-    mask = ~same_unit & ~intra_pv & ~bonded
-    iu = np.triu_indices(len(atoms), 1)
-    clash = float(np.sum(np.clip(0.8 * rsum - d, 0, None)[iu][mask[iu]] ** 2))
-    # light atoms (H) too close to heavy ones across units — counted by the same rule
-    dev = 0.0
-    bond_lengths = {}
-    for key, (i, j) in (bonds or {}).items():
-        dij = float(np.linalg.norm(atoms.positions[i] - atoms.positions[j]))
-        bond_lengths[key] = dij
-        dev += abs(dij - BONDS[key])
-    cn_dev = 0
-    for z in np.flatnonzero(s == "Zn"):
-        cn = int(np.sum((d[z] < 2.9) & np.isin(s, ["N", "I"])))
-        cn_dev += abs(cn - 4)
-    pb_over = 0
-    for p in np.flatnonzero(s == "Pb"):
-        cn = int(np.sum(((d[p] < 3.6) & (s == "I")) | ((d[p] < 2.9) & (s == "N"))))
-        pb_over += max(0, cn - 6)
-    rg = float(np.sqrt(((atoms.positions - atoms.positions.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    score = 10.0 * clash + dev + float(cn_dev) + float(pb_over) + 0.01 * rg
-    return {"score": score, "clash": clash, "bond_deviation": dev, "zn_coordination_deviation": cn_dev,
-            "pb_overcoordination": pb_over, "radius_of_gyration": rg,
-            "bond_lengths": bond_lengths, "min_distance": float(d.min()) if len(atoms) > 1 else np.inf,
-            "clash_free": clash < 1e-6}
+    return {int(p): int(np.sum(((s == "I") & (d[p] < i_cutoff)) | ((s == "N") & (d[p] < n_cutoff))))
+            for p in np.flatnonzero(s == "Pb")}
 
 
-def _surface_sites(frag: Atoms) -> list[tuple[int, int, np.ndarray]]:
-    """(Pb, terminal iodide, outward unit vector Pb→I) pairs of a perovskite fragment."""
-    s = np.array(frag.get_chemical_symbols())
-    nbpb = frag.arrays.get("pb_neighbours")
-    if nbpb is None:
-        nbpb = _pb_neighbours(frag, float(frag.info.get("d_pb_i", 3.2)))
-    cen = frag.positions.mean(axis=0)
-    out = []
-    for i in np.flatnonzero((s == "I") & (nbpb == 1)):
-        pb = np.flatnonzero(s == "Pb")
-        j = pb[np.argmin(np.linalg.norm(frag.positions[pb] - frag.positions[i], axis=1))]
-        v = frag.positions[i] - frag.positions[j]
-        v /= np.linalg.norm(v)
-        if v @ (frag.positions[i] - cen) > 0:  # points out of the fragment
-            out.append((int(j), int(i), v))
-    return out
-
-
-def ligand_exchange_products(
-    perovskite: Atoms,
-    zif: Atoms,
-    max_products: int = 5,
-    n_spin: int = 6,
-    max_sites: int | None = None,
-) -> list[Atoms]:
-    """Ligand-exchange products Pb–I + Zn–Im → Pb–Im + Zn–I, best geometric score first.
-
-    For each outward terminal iodide i on a surface Pb p, each anionic terminal linker l of
-    the ZIF and ``n_spin`` rotations: l (with its ring) moves onto p, N1 at 2.60 Å along
-    p→i; i moves onto its Zn in the vacated tetrahedral direction at 2.60 Å; the ZIF rest
-    (rigid, with i) docks on another surface Pb q with the iodide 3.2 Å outward of q
-    (bridging q–I–Zn).  Every candidate is scored by :func:`geometric_score`; the best
-    ``max_products`` distinct (p, l, q) are returned with info: ``pb_site``, ``iodide_site``,
-    ``linker``, ``dock_pb``, ``score`` (dict), ``rank``.  Positions of the input fragments'
-    atoms are kept rigid; element counts equal those of the reactants exactly.
-    """
-    for name, frag, dom in (("perovskite", perovskite, "perovskite"), ("zif", zif, "zif")):
-        if "domain" not in frag.arrays or set(frag.arrays["domain"]) != {dom}:
-            raise StructureError(f"{name} fragment must be labelled domain={dom!r} (build it with hetflow.structures.zif)")
-    anionic = list(zif.info.get("anionic_linkers", []))
-    if not anionic:
-        raise InputError("the ZIF fragment has no anionic terminal imidazolate to exchange (raise its negative charge)")
-    if max_products < 1:
-        raise InputError(f"max_products must be ≥ 1, got {max_products}")
-    sites = _surface_sites(perovskite)
-    if max_sites:
-        sites = sites[:max_sites]
-    if not sites:
-        raise StructureError("the perovskite fragment has no outward terminal iodide (surface Pb–I) site")
-    cen = perovskite.positions.mean(axis=0)
-    zs = np.array(zif.get_chemical_symbols())
-    role = zif.arrays["role"]
-    lk = zif.arrays["linker"]
-    pv_s = np.array(perovskite.get_chemical_symbols())
-    pb_all = np.flatnonzero(pv_s == "Pb")
-    dpbi = float(perovskite.info.get("d_pb_i", 3.2))
-    pb_cn = {int(q): int(np.sum((pv_s == "I") & (np.linalg.norm(perovskite.positions - perovskite.positions[q], axis=1)
-                                                   < 1.25 * dpbi))) for q in pb_all}
-    cands = []
-    for (p, i, v) in sites:
-        for l in anionic:
-            lmask = lk == l
-            n1 = int(np.flatnonzero(lmask & (role == "N1"))[0])
-            zn_all = np.flatnonzero(zs == "Zn")
-            zn = int(zn_all[np.argmin(np.linalg.norm(zif.positions[zn_all] - zif.positions[n1], axis=1))])
-            # linker in its own frame relative to N1 with lone pair direction (N1 → Zn)
-            lone = zif.positions[zn] - zif.positions[n1]
-            lone /= np.linalg.norm(lone)
-            lig_rel = zif.positions[lmask] - zif.positions[n1]
-            # rest of the ZIF + the iodide on Zn
-            rest_idx = np.flatnonzero(~lmask)
-            pv_keep = np.array([k for k in range(len(perovskite)) if k != i])
-            for si in range(n_spin):
-                spin = 2 * math.pi * si / n_spin
-                # linker onto Pb: lone pair (N1→metal) must point along −v, N1 at p + 2.6 v
-                rot_l = _axis_rotation(v, spin) @ _rotation(lone, -v)
-                lig_pos = lig_rel @ rot_l.T + perovskite.positions[p] + BONDS["Pb-N"] * v
-                best_dock = None
-                for q in sorted(pb_all, key=lambda x: (pb_cn[int(x)], int(x))):
-                    # Pb that would exceed 6-fold coordination with the bridging iodide cost 1
-                    over = max(0, pb_cn[int(q)] + 1 - 6) + (1 if q == p else 0)
-                    u = perovskite.positions[q] - cen
-                    if np.linalg.norm(u) < 1e-6:
-                        continue
-                    u /= np.linalg.norm(u)
-                    i_pos = perovskite.positions[q] + BONDS["Pb-I"] * u
-                    # ZIF rest: Zn→I direction (−lone) must point to −u; Zn at i_pos + 2.6 u
-                    for sj in range(n_spin):
-                        rot_r = _axis_rotation(u, 2 * math.pi * sj / n_spin) @ _rotation(-lone, -u)
-                        rest = (zif.positions[rest_idx] - zif.positions[zn]) @ rot_r.T + i_pos + BONDS["Zn-I"] * u
-                        pen = over + (_clash_penalty(rest, _radii(zif)[rest_idx], perovskite.positions[pv_keep],
-                                              _radii(perovskite)[pv_keep], 0.8)
-                               + _clash_penalty(rest, _radii(zif)[rest_idx], lig_pos, _radii(zif)[lmask], 0.8))
-                        if best_dock is None or pen < best_dock[0] - 1e-9:
-                            best_dock = (pen, int(q), rest, i_pos)
-                pen_l = _clash_penalty(lig_pos, _radii(zif)[lmask], perovskite.positions[pv_keep],
-                                       _radii(perovskite)[pv_keep], 0.8)
-                cands.append((pen_l + best_dock[0], p, i, l, spin, lig_pos, best_dock, lmask, rest_idx, zn, n1))
-    cands.sort(key=lambda c: (round(c[0], 6), c[1], c[3], c[4]))
-    products: list[Atoms] = []
-    seen = set()
-    for pen, p, i, l, spin, lig_pos, (dpen, q, rest, i_pos), lmask, rest_idx, zn, n1 in cands:
-        key = (p, l, q)
-        if key in seen:
-            continue
-        seen.add(key)
-        prod = _assemble(perovskite, zif, i, i_pos, lig_pos, lmask, rest, rest_idx)
-        # indices in the product: perovskite atoms first (iodide i moved to its new place)
-        n_pv = len(perovskite)
-        new_n1 = n_pv + int(np.flatnonzero(np.flatnonzero(lmask) == n1)[0])
-        new_zn = n_pv + int(lmask.sum()) + int(np.flatnonzero(rest_idx == zn)[0])
-        sc = geometric_score(prod, {"Pb-N": (p, new_n1), "Zn-I": (new_zn, i)})
-        prod.info.update(kind="zif_ligand_exchange", pb_site=int(p), iodide_site=int(i), linker=int(l),
-                         dock_pb=int(q), spin_deg=float(math.degrees(spin)), score=sc,
-                         perovskite_phase=perovskite.info.get("phase"),
-                         charge=int(perovskite.info.get("charge", 0)) + int(zif.info.get("charge", 0)), reaction="Pb-I + Zn-Im -> Pb-Im + Zn-I")
-        products.append(prod)
-    products.sort(key=lambda a: a.info["score"]["score"])
-    products = products[:max_products]
-    for r, a in enumerate(products):
-        a.info["rank"] = r
-        check_conservation([perovskite, zif], [a])
-    return products
-
-
-def _assemble(pv: Atoms, zif: Atoms, i: int, i_pos, lig_pos, lmask, rest, rest_idx) -> Atoms:
-    a = pv.copy()
-    a.positions[i] = i_pos
-    lig = zif[np.flatnonzero(lmask)]
-    lig.positions = lig_pos
-    r = zif[rest_idx]
-    r.positions = rest
-    for part in (a, lig, r):
-        for name in list(part.arrays):
-            if name not in ("numbers", "positions", "domain", "role"):
-                part.set_array(name, None)
-        part.set_array("role", np.asarray(part.arrays["role"]).astype("<U3"))
-    out = a + lig + r
-    out.info = {}
-    link = np.full(len(out), -1, int)
-    link[len(a):len(a) + len(lig)] = 0
-    link[len(a) + len(lig):] = np.where(zif.arrays["linker"][rest_idx] >= 0, zif.arrays["linker"][rest_idx] + 1, -1)
-    out.set_array("linker", link)
-    return out
+# --------------------------------------------------------------------------- reactions
 
 
 def check_conservation(reactants: list[Atoms], products: list[Atoms]) -> Counter:
@@ -621,9 +499,17 @@ def check_conservation(reactants: list[Atoms], products: list[Atoms]) -> Counter
     return cr
 
 
+def _charge(a: Atoms) -> int:
+    return int(a.info.get("charge", 0))
+
+
 @dataclass
 class Reaction:
-    """A reaction between cluster models: ΔE = Σ E(products) − Σ E(reactants) (eV)."""
+    """A reaction between cluster models: ΔE = Σ E(products) − Σ E(reactants) (eV).
+
+    Every species carries its total charge in ``info["charge"]`` (e); :meth:`check` raises
+    unless elements and charge balance.  ``charge_note`` says how a charged species is
+    treated (no counter-ion: the charged fragment's energy in vacuum enters as is)."""
 
     name: str
     reactants: list[Atoms]
@@ -633,15 +519,22 @@ class Reaction:
     def stoichiometry(self) -> dict[str, int]:
         return dict(check_conservation(self.reactants, self.products))
 
+    @property
+    def charges(self) -> tuple[list[int], list[int]]:
+        return [_charge(a) for a in self.reactants], [_charge(a) for a in self.products]
 
-def ligand_exchange_reaction(phase: str = "alpha", n_units: int = 8, n_zn: int = 1, zif_charge: int = -1,
-                             n_bim: int = 0, max_products: int = 3) -> list[Reaction]:
-    """CsPbI3 fragment + ZIF fragment → ligand-exchange product(s), one :class:`Reaction` per
-    ranked product (element conservation checked)."""
-    pv = perovskite_fragment(phase, n_units)
-    zf = zif_fragment(n_zn, zif_charge, n_bim)
-    out = []
-    for prod in ligand_exchange_products(pv, zf, max_products=max_products):
-        name = f"{PHASE_NAMES.get(phase, phase)}+ZIF-rank{prod.info['rank']}"
-        out.append(Reaction(name, [pv, zf], [prod], {"rank": prod.info["rank"], "score": prod.info["score"]}))
-    return out
+    def check(self) -> dict[str, int]:
+        """Element and charge balance; returns the stoichiometry."""
+        st = self.stoichiometry()
+        qr, qp = self.charges
+        if sum(qr) != sum(qp):
+            raise StructureError(f"reaction {self.name} does not conserve charge: reactants {qr}, products {qp}")
+        return st
+
+    @property
+    def charge_note(self) -> str:
+        qr, qp = self.charges
+        if not any(qr) and not any(qp):
+            return "all species neutral"
+        return (f"charged species without counter-ion (reactant charges {qr}, product charges {qp}); "
+                "energies are those of the charged clusters in vacuum")

@@ -86,8 +86,8 @@ class Engine:
         td = self._claimed.pop(name, None)
         if td is not None:
             td.release()
-        if self._bar is not None and isinstance(self.wf.task(name), CalcTask):
-            self._bar.advance(self._bar_id)
+        if isinstance(self.wf.task(name), CalcTask):
+            self._progress.finished(name, state, message, self.results.get(name))
 
     def _ingest(self, name: str, payload: dict, recovered: bool) -> None:
         td = TaskDir.for_task(self.workdir, name)
@@ -226,21 +226,16 @@ class Engine:
             raise WorkflowError(f"cannot create work directory {self.workdir}: {exc.strerror or exc}") from None
         self.state = {n: "pending" for n in self.order}
         self._inflight: dict[str, str] = {}
-        self._bar = None
-        ncalc = sum(isinstance(self.wf.task(n), CalcTask) for n in self.order)
-        progress_ctx = None
-        if self.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from hetflow.workflows.progress import make_progress
 
-            progress_ctx = Progress(TextColumn(f"[bold]{self.wf.name}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeElapsedColumn(), TextColumn("{task.description}"), transient=False)
-            self._bar = progress_ctx.__enter__()
-            self._bar_id = self._bar.add_task("", total=ncalc)
         atomic.sweep_stale(self.workdir)
         aborted = True
         try:
             with procs.signals_as_interrupt():
                 self.ex.open(self.workdir)
+                self._progress = make_progress(self.wf.name, [n for n in self.order
+                                                              if isinstance(self.wf.task(n), CalcTask)],
+                                               enabled=self.progress, slots=getattr(self.ex, "workers", None))
                 try:
                     self._loop()
                     aborted = False
@@ -248,8 +243,7 @@ class Engine:
                     if aborted and hasattr(self.ex, "abort"):
                         self.ex.abort()  # stop local workers now, do not wait for them
                     self.ex.close()
-                    if progress_ctx is not None:
-                        progress_ctx.__exit__(None, None, None)
+                    self._progress.close()
         finally:
             for td in self._claimed.values():
                 td.release()
@@ -279,17 +273,20 @@ class Engine:
                             changed = True
             self._write_manifest()
             self._heartbeat()
-            if self._bar is not None:
-                running = sum(s == "running" for s in self.state.values())
-                self._bar.update(self._bar_id, description=f"{running} running")
+            self._progress.update(self.state)
             running = any(s == "running" for s in self.state.values())
             waiting = any(self.state[n] == "pending" for n in self._foreign)
             if not running and not waiting:
                 return
             if self.ex.detached and not running:
                 return  # tasks of another controller: collected by a later run
-            events = self.ex.wait(0 if self.ex.detached else self.poll) if running else []
-            if not running:
+            if running:
+                presubmit = getattr(self.ex, "presubmit", None)  # scheduler-side chains (workflows.packing)
+                if presubmit is not None:
+                    presubmit(self)
+                events = self.ex.wait(0 if self.ex.detached else self.poll)
+            else:
+                events = []
                 time.sleep(self.poll)
             for ev in events:
                 self._on_event(ev)

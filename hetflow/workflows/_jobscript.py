@@ -191,7 +191,7 @@ def render_job(scheduler: str, res: JobResources, job_name: str, workdir: str | 
     text = _env().get_template(f"{scheduler}.sh.j2").render(
         version=hetflow.__version__, job_name=safe_name(job_name), partition=res.partition,
         account=res.account, nodes=res.nodes, ntasks=res.ntasks, ntasks_per_node=per_node,
-        threads=res.threads, memory=res.memory, walltime_slurm=_slurm_time(res.walltime_seconds),
+        threads=res.threads, memory=res.memory, walltime_seconds=res.walltime_seconds, walltime_slurm=_slurm_time(res.walltime_seconds),
         walltime_hms=_hms(res.walltime_seconds), walltime_lsf=_lsf_time(res.walltime_seconds),
         extra_directives=list(res.extra_directives), workdir=str(workdir),
         modules=list(res.modules), env=sorted((str(k), str(v)) for k, v in res.env.items()),

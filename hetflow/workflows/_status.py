@@ -37,7 +37,7 @@ def _tasks(man: dict, workdir: Path) -> dict[str, dict]:
 
 
 def _live_states(kind: str, job_ids: list[str]) -> dict[str, str] | None:
-    from hetflow.workflows.executors import SCHEDULER_CLASSES
+    from hetflow.workflows.schedulers import SCHEDULER_CLASSES
 
     cmd = {"slurm": "squeue", "pbs": "qstat", "lsf": "bjobs"}.get(kind)
     if not cmd or not shutil.which(cmd) or not job_ids:
@@ -46,6 +46,21 @@ def _live_states(kind: str, job_ids: list[str]) -> dict[str, str] | None:
         return SCHEDULER_CLASSES[kind]().live(job_ids)
     except WorkflowError:
         return None
+
+
+def _allocation(td: TaskDir, info: dict) -> str:
+    """Which allocation a task ran (runs) in: ``pack-0002 task 3/6, slot 1 on node7``."""
+    if not info.get("pack"):
+        return ""
+    alloc = read_json_dict(td.root / "allocation.json") or {}
+    txt = f"{info['pack']} task {info.get('pack_index')}/{info.get('pack_size')}"
+    if alloc.get("job_id") == info.get("job_id") or (alloc and not alloc.get("job_id")):
+        txt += f", slot {alloc.get('slot')} on {alloc.get('host')}"
+        if alloc.get("exit") is not None:
+            txt += f", exit {alloc['exit']}"
+    if isinstance(info.get("restarts"), list) and info["restarts"]:
+        txt += f", {len(info['restarts'])} walltime restart(s)"
+    return txt
 
 
 def collect_status(workdir: str | Path, lines: int = 5):
@@ -64,12 +79,23 @@ def collect_status(workdir: str | Path, lines: int = 5):
             jid = info.get("job_id")
             if isinstance(jid, (str, int)) and not isinstance(jid, bool) and re.fullmatch(r"[\w.\[\]-]+", str(jid)):
                 jobs[name] = str(jid)
-    live = _live_states(kind, [jobs[n] for n, t in tasks.items() if n in jobs and t["state"] == "running"])
+    infos = {n: read_json_dict(workdir / t["dir"] / "job.json") or {} for n, t in tasks.items() if t.get("dir")}
+    chained = {n for n, t in tasks.items() if t["state"] == "pending" and infos.get(n, {}).get("chained")}
+    live = _live_states(kind, sorted({jobs[n] for n, t in tasks.items() if n in jobs
+                                      and (t["state"] == "running" or n in chained)}))
     rows, notes = [], []
     for name, t in tasks.items():
         state, msg = t["state"], t.get("message", "")
         job = jobs.get(name, "")
         td = TaskDir(workdir / t["dir"]) if t.get("dir") else None
+        where = validate.printable(_allocation(td, infos.get(name, {}))) if td is not None else ""
+        if name in chained and td is not None:
+            after_ids = infos[name].get("after")
+            after = ",".join(map(str, after_ids)) if isinstance(after_ids, list) else ""
+            if td.result.exists():
+                state, msg = "finished", "chain link finished (rerun submit to ingest)"
+            elif live is not None and job in live:
+                state, msg = live[job].lower(), f"chained after job {after} (scheduler dependency)"
         if state == "running" and td is not None:
             if td.result_for(t.get("key") or "") is not None:
                 state, msg = "finished", "result file present, not yet ingested (rerun run/submit)"
@@ -78,7 +104,10 @@ def collect_status(workdir: str | Path, lines: int = 5):
                     state = live[job].lower()
                 else:
                     state, msg = "vanished", "job left the queue without a result (rerun submit to resubmit)"
-        rows.append((name, state, job, (t.get("key") or "")[:12], msg.splitlines()[0] if msg else ""))
+        msg = msg.splitlines()[0] if msg else ""
+        if where:
+            msg = f"{where}; {msg}" if msg else where
+        rows.append((name, state, job, (t.get("key") or "")[:12], msg))
         if td is not None and state in ("failed", "vanished"):
             info = td.job_info()
             block = [f"--- {name} ({state})"]

@@ -136,7 +136,9 @@ class TaskDir:
         """Write ``input.json`` for ``key``; stale files of another key are moved to ``old/``."""
         self.root.mkdir(parents=True, exist_ok=True)
         old = read_json_dict(self.input)
-        if old is not None and old.get("key") != key:
+        # a deferred chain input (hetflow.workflows.chain) is this task waiting for its key: keep
+        # the directory (its job is queued behind the parent's) and write the resolved input
+        if old is not None and old.get("key") != key and not old.get("deferred"):
             tag = re.sub(r"[^A-Za-z0-9]", "", str(old.get("key", "")))[:24] or "unknown"
             dest = self.root / "old" / f"{tag}-{time.time_ns()}"
             dest.mkdir(parents=True, exist_ok=True)

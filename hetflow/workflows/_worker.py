@@ -39,8 +39,10 @@ def _run_calculation(atoms, spec, workdir):
     return run_calculation(atoms, spec, workdir=workdir)
 
 
-def result_payload(name: str, key: str, res, started: float, ended: float) -> dict[str, Any]:
-    """JSON-serialisable form of a CalcResult plus provenance."""
+def result_payload(name: str, key: str, res, started: float, ended: float,
+                   mo_dir: Path | None = None) -> dict[str, Any]:
+    """JSON-serialisable form of a CalcResult plus provenance.  With ``mo_dir`` the MO data
+    go to ``mo_dir/mo-<key>.npz`` and the payload keeps a reference (:mod:`hetflow.workflows.mo_files`)."""
     prov = {
         "versions": _versions() | dict(res.versions),
         "host": socket.gethostname(),
@@ -51,7 +53,10 @@ def result_payload(name: str, key: str, res, started: float, ended: float) -> di
         "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
         or os.environ.get("LSB_JOBID"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "force_calls": getattr(res, "force_calls", None),
     }
+    if res.extra.get("prerelax"):
+        prov["prerelax"] = dict(res.extra["prerelax"])  # the MLIP stage: model, force calls, final fmax
     return {
         "name": name,
         "key": key,
@@ -63,18 +68,32 @@ def result_payload(name: str, key: str, res, started: float, ended: float) -> di
         "scf_steps": res.scf_steps,
         "opt_steps": res.opt_steps,
         "wall_time": float(res.wall_time),
-        "mo": None if res.mo is None else res.mo.to_dict(),
+        "mo": None if res.mo is None else (res.mo.to_dict() if mo_dir is None else _mo_ref(res, mo_dir, key)),
         "extra": res.extra,
         "provenance": prov,
     }
 
 
-def run_task_dir(path: str | Path) -> str:
-    """Run the calculation described by ``path/input.json``; returns "done" or "failed".
+def _mo_ref(res, mo_dir: Path, key: str) -> dict[str, Any]:
+    from hetflow.workflows.mo_files import externalise_mo, mo_file_name
 
-    A result already present for the same key is not recomputed (restart safety).
+    return externalise_mo(res.mo, res.atoms, mo_dir, mo_file_name(key))
+
+
+def run_task_dir(path: str | Path) -> str:
+    """Run the calculation described by ``path/input.json``; returns "done", "failed" or
+    "stopped" (walltime reached with restart files in place: ``stopped.json``, resubmit to resume).
+
+    A result already present for the same key is not recomputed (restart safety).  A deferred
+    input (a chain link submitted with a scheduler dependency) is first resolved from its
+    parent's result file (:func:`hetflow.workflows.chain.resolve_deferred`).
     """
+    from hetflow.errors import CalculationStopped
+    from hetflow.workflows.chain import resolve_deferred
+
     td = TaskDir(path)
+    if resolve_deferred(td) == "failed":
+        return "failed"
     name, key, atoms, spec = td.load_input()
     if td.result_for(key) is not None:
         return "done"
@@ -88,9 +107,18 @@ def run_task_dir(path: str | Path) -> str:
         })
         return "failed"
 
+    from hetflow.workflows.progress import task_log
+
     try:
-        res = _run_calculation(atoms, spec, str(td.root))
-        payload = result_payload(name, key, res, started, time.time())
+        with task_log(td.root / "worker.log"):  # not onto the controller's terminal
+            res = _run_calculation(atoms, spec, str(td.root))
+        payload = result_payload(name, key, res, started, time.time(), mo_dir=td.root)
+    except CalculationStopped as exc:
+        write_json_atomic(td.root / "stopped.json", {
+            "name": name, "key": key, "message": str(exc), "host": socket.gethostname(),
+            "job_id": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or os.environ.get("LSB_JOBID"),
+            "start": started, "end": time.time()})
+        return "stopped"
     except Exception as exc:  # noqa: BLE001 - every failure becomes error.json
         return fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())
     problem = payload_problem(payload)

@@ -12,6 +12,7 @@
   killed, node lost, walltime) is *vanished*: its stdout/stderr tails are recorded in
   ``job.json`` and it is resubmitted up to ``max_retries``.  ``detached=True`` submits and
   returns; running the controller again later adopts live jobs and ingests finished ones.
+  Many tasks per allocation and scheduler-side chains: :mod:`hetflow.workflows.packing`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,8 +28,10 @@ from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._event import Event
 from hetflow.workflows._taskdir import TaskDir, tail
+from hetflow.workflows.schedulers import LSF, PBS, SCHEDULER_CLASSES, Scheduler, Slurm, _run  # noqa: F401 - re-exported
 
-__all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES"]
+__all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES", "Scheduler", "Slurm",
+           "PBS", "LSF"]
 
 
 def _init_worker(threads: int, parent: int | None = None) -> None:
@@ -144,112 +145,6 @@ def _count(value, what: str, default: int, lo: int = 1) -> int:
         raise WorkflowError(str(exc)) from None
 
 
-# -- schedulers --------------------------------------------------------------------
-def _run(cmd: list[str], cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError as exc:
-        raise WorkflowError(f"scheduler command {cmd[0]!r} not found on PATH") from exc
-    except subprocess.TimeoutExpired:
-        raise WorkflowError(f"scheduler command {cmd[0]!r} did not answer within 60 s") from None
-
-
-class Scheduler:
-    """Adapter for one batch system: submit a script, list live jobs, describe a job."""
-
-    name = ""
-    commands: tuple[str, ...] = ()  # programs that must be on PATH (submit, query)
-
-    def submit(self, script: Path) -> str:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:  # pragma: no cover - interface
-        """Job id → state for jobs still known to the queue as not finished."""
-        raise NotImplementedError
-
-    def describe(self, job_id: str) -> str:
-        return ""
-
-
-class Slurm(Scheduler):
-    name = "slurm"
-    commands = ("sbatch", "squeue")
-    _FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-                 "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
-
-    def submit(self, script: Path) -> str:
-        p = _run(["sbatch", "--parsable", script.name], cwd=script.parent)
-        if p.returncode != 0:
-            raise WorkflowError(f"sbatch failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
-        return p.stdout.strip().split(";")[0]
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        p = _run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids)])
-        if p.returncode != 0 and "Invalid job id" not in p.stderr:
-            raise WorkflowError(f"squeue failed: {p.stderr.strip()}")
-        out = {}
-        for line in p.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] not in self._FINISHED:
-                out[parts[0]] = parts[1]
-        return out
-
-    def describe(self, job_id: str) -> str:
-        p = _run(["scontrol", "show", "job", job_id])
-        if p.returncode != 0:
-            return "no longer known to slurmctld"
-        m = dict(re.findall(r"(JobState|Reason|ExitCode)=(\S+)", p.stdout))
-        return ", ".join(f"{k}={v}" for k, v in m.items())
-
-
-class PBS(Scheduler):
-    name = "pbs"
-    commands = ("qsub", "qstat")
-
-    def submit(self, script: Path) -> str:
-        p = _run(["qsub", script.name], cwd=script.parent)
-        if p.returncode != 0:
-            raise WorkflowError(f"qsub failed: {p.stderr.strip()}")
-        return p.stdout.strip()
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        out = {}
-        for jid in job_ids:
-            p = _run(["qstat", "-f", jid])
-            m = re.search(r"job_state = (\w)", p.stdout)
-            if p.returncode == 0 and m and m.group(1) not in ("C", "F", "X"):
-                out[jid] = m.group(1)
-        return out
-
-
-class LSF(Scheduler):
-    name = "lsf"
-    commands = ("bsub", "bjobs")
-
-    def submit(self, script: Path) -> str:
-        p = _run(["bsub"], cwd=script.parent, stdin=script.read_text())
-        m = re.search(r"Job <(\d+)>", p.stdout)
-        if p.returncode != 0 or not m:
-            raise WorkflowError(f"bsub failed: {(p.stderr or p.stdout).strip()}")
-        return m.group(1)
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        p = _run(["bjobs", "-noheader", "-o", "jobid stat", *job_ids])
-        out = {}
-        for line in p.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] not in ("DONE", "EXIT"):
-                out[parts[0]] = parts[1]
-        return out
-
-
-SCHEDULER_CLASSES = {"slurm": Slurm, "pbs": PBS, "lsf": LSF}
-
-
 class BatchExecutor:
     """One batch job per calculation task on Slurm, PBS or LSF."""
 
@@ -305,6 +200,9 @@ class BatchExecutor:
         return msg
 
     def submit(self, name: str, td: TaskDir) -> None:
+        from hetflow.workflows._precheck import precheck_task
+
+        precheck_task(td)  # CP2K inputs: cp2k.psmp --check before sbatch
         script = td.root / "job.sh"
         script.write_text(render_job(self.kind, self.res, name, td.root.resolve()))
         for f in (td.stdout, td.stderr):
@@ -356,7 +254,8 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
     """Executor by name: ``local`` (workers, threads, max_retries), ``dask`` (address, workers,
     threads, jobqueue, jobs and dask-jobqueue cluster options; see
     :mod:`hetflow.workflows.dask_executor`) or slurm/pbs/lsf (max_retries, poll, detached and
-    the :class:`JobResources` fields)."""
+    the :class:`JobResources` fields; with any of pack, slots, chain, max_restarts the
+    :class:`~hetflow.workflows.packing.PackedBatchExecutor`)."""
     if kind == "local":
         allowed = {"workers", "threads", "max_retries"}
         bad = set(options) - allowed
@@ -368,4 +267,9 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
 
         return DaskExecutor(**options)
     ctl = {k: options.pop(k) for k in ("max_retries", "poll", "detached") if k in options}
+    packing = {k: options.pop(k) for k in ("pack", "slots", "chain", "max_restarts") if k in options}
+    if packing:
+        from hetflow.workflows.packing import PackedBatchExecutor
+
+        return PackedBatchExecutor(kind, JobResources.from_dict(options), **ctl, **packing)
     return BatchExecutor(kind, JobResources.from_dict(options), **ctl)

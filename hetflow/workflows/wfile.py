@@ -60,7 +60,7 @@ ENTRY_KEYS = {"file", "index", "name", "spec", "from", "builder", "params"}
 EXECUTORS = ("local", "dask", "slurm", "pbs", "lsf")
 _SPEC_TYPES = {"backend": str, "method": str, "task": str, "charge": int, "multiplicity": int,
                "periodic": bool, "fmax": (int, float), "max_steps": int, "optimizer": str,
-               "want_mo": bool, "settings": dict}
+               "want_mo": bool, "settings": dict, "prerelax": str}
 
 
 @dataclass

@@ -35,3 +35,13 @@ def pbcl2() -> Atoms:
     """Bent PbCl2 molecule (Pb–Cl 2.44 Å, Cl–Pb–Cl 98°)."""
     r, ang = 2.44, np.radians(98.0)
     return Atoms("PbCl2", positions=[[0, 0, 0], [r, 0, 0], [r * np.cos(ang), r * np.sin(ang), 0]])
+
+
+@pytest.fixture(scope="session")
+def tiny_nc() -> Atoms:
+    """11-atom neutral CsPbCl3 nanocrystal (Cs4PbCl6: one PbCl6 octahedron), labels included."""
+    from hetflow.structures.nanocrystal import cut_nanocrystal
+
+    atoms = cut_nanocrystal("CsPbCl3", size=(1, 1, 1), charge=0)
+    assert len(atoms) == 11 and atoms.get_chemical_formula() == "Cl6Cs4Pb"
+    return atoms

@@ -23,6 +23,19 @@ def test_single_point_and_json(cluster, tmp_path):
     data = json.loads(out.read_text())
     assert data["converged"] and data["energy_eV"] < 0 and len(data["forces_eV_per_A"]) == len(cluster)
     assert "HOMO–LUMO" in r.output and "BLAS" in r.output
+    assert "optimiser steps" not in r.output and "None" not in r.output  # a single point has no optimiser
+    # MO data: orbital energies and domain fractions in the JSON, C and S in the npz beside it
+    mo = data["mo"]
+    assert "coefficients" not in mo and "overlap" not in mo
+    assert mo["data_file"] == "sp.mo.npz" and (tmp_path / "sp.mo.npz").exists()
+    assert set(mo["projections"]) == {"CsPbCl3"} and mo["gap_eV"] > 0
+    from hetflow.calculators import MOData
+
+    full = MOData.from_dict(mo)
+    from hetflow.calculators.mo_io import load_full
+
+    full = load_full(full, base=tmp_path)
+    assert full.coefficients.shape == (mo["nao"], mo["nmo"])
 
 
 def test_cp2k_input_command(cluster, tmp_path):
@@ -38,5 +51,26 @@ def test_errors_are_one_line(cluster, tmp_path):
     for args, msg in ((["--method", "gfn9"], "unknown method"), (["--charge", "1"], "odd number of electrons"),
                       (["--set", "blas=/no/such/lib.so"], "neither 'auto'")):
         r = CliRunner().invoke(app, ["calc", "single-point", f, *args])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output
+        assert len([x for x in r.output.splitlines() if x.startswith("error:")]) == 1
+
+
+def test_relax_with_prerelax_and_mlip_errors(tiny_nc, tmp_path):
+    import pytest
+
+    pytest.importorskip("torch")
+    f = _write(tiny_nc, tmp_path / "nc.extxyz")
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["calc", "relax", f, "--prerelax", "chgnet", "--optimizer", "LBFGS",
+                                 "-o", str(tmp_path / "r.extxyz"), "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["converged"] and data["force_calls"] >= data["opt_steps"] + 1
+    assert data["prerelax"]["method"] == "CHGNet-0.3.0" and data["spec"]["prerelax"] == "chgnet"
+    assert "prerelax     CHGNet-0.3.0:" in r.output and "force calls" in r.output
+    for args, msg in ((["--backend", "chgnet", "--charge", "1"], "chgnet cannot model charged systems"),
+                      (["--optimizer", "Sella", "--set", 'optimizer_kwargs={"internal": true}'],
+                       "Sella with internal=True is not supported")):
+        r = CliRunner().invoke(app, ["calc", "relax", f, *args])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output
         assert len([x for x in r.output.splitlines() if x.startswith("error:")]) == 1

@@ -39,7 +39,10 @@ def _module_graph() -> nx.DiGraph:
                     mod = base + ("." + node.module if node.module else "")
                 else:
                     mod = node.module or ""
-                targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+                subs = [f"{mod}.{a.name}" for a in node.names]
+                # `from pkg import submodule` depends on the submodule (every submodule import runs
+                # pkg/__init__ anyway); names that are not modules depend on `mod` itself
+                targets = subs + ([mod] if any(t not in mods for t in subs) else [])
             for t in targets:
                 if t in mods and t != m:
                     g.add_edge(m, t)

@@ -61,3 +61,25 @@ def test_build_zif(tmp_path):
     assert idx["stoichiometry"]["Pb"] == 8 and idx["stoichiometry"]["Zn"] == 1
     prod = read_structure(tmp_path / "z" / idx["structures"][2]["file"])
     assert set(prod.arrays["domain"]) == {"perovskite", "zif"}
+
+
+def test_build_exchange_refuses_non_empty_folder_unless_force(tmp_path):
+    p = _hs(tmp_path)
+    out = tmp_path / "ex"
+    runner = CliRunner()
+    r = runner.invoke(app, ["build", "exchange", str(p), "--pattern", "s1", "--n-max", "3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    first = sorted(x.name for x in out.iterdir())
+    r = runner.invoke(app, ["build", "exchange", str(p), "--pattern", "s2", "-o", str(out)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "is not empty" in r.output and "--force" in r.output
+    assert sorted(x.name for x in out.iterdir()) == first  # nothing touched
+    (out / "my-notes.txt").write_text("mine")
+    r = runner.invoke(app, ["build", "exchange", str(p), "--pattern", "s2", "-o", str(out), "--force"])
+    assert r.exit_code == 0, r.output
+    index = json.loads((out / "index.json").read_text())
+    listed = {row["file"] for row in index}
+    on_disk = {x.name for x in out.iterdir()}
+    # the first run's s1 files are gone: the folder is the new index plus the user's own file
+    assert on_disk == listed | {"index.json", "index.csv", "my-notes.txt"}
+    assert not any(n.startswith("s1-") for n in on_disk)
+    assert "1 entries" in r.output and "my-notes.txt" in r.output

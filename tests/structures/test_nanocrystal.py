@@ -73,3 +73,48 @@ def test_bad_size(bad):
 def test_not_a_perovskite():
     with pytest.raises(InputError, match="not a single-halide ABX3 perovskite"):
         cut_nanocrystal("PbCl2", (1, 1, 1))
+
+
+# --------------------------------------------------------------------------- termination rule
+
+
+@pytest.mark.parametrize("n", [(2, 2, 5), (3, 3, 5), (3, 3, 3), (4, 4, 4), (2, 2, 3)])
+def test_no_face_loses_more_than_a_quarter_of_its_cs(n):
+    from hetflow.structures.termination import cs_faces
+
+    nc = cut_nanocrystal("CsPbCl3", n)
+    assert nc.info["termination"]["max_face_fraction"] == 0.25
+    for face, (removed, sites) in nc.info["termination"]["faces"].items():
+        assert removed <= sites // 4, face
+    # the per-face counts are those of the built structure: count Cs on each outer plane
+    full = (n[0] + 1) * (n[1] + 1)
+    idx, faces = cs_faces(nc)
+    assert faces[:, 4].sum() == full - nc.info["termination"]["faces"]["z-"][0]
+    assert faces[:, 5].sum() == full - nc.info["termination"]["faces"]["z+"][0]
+    assert faces[:, 4].sum() >= 0.75 * full and faces[:, 5].sum() >= 0.75 * full
+
+
+def test_vacancies_are_corner_or_edge_sites_spread_over_all_faces():
+    from hetflow.structures.termination import cs_faces
+
+    nc = cut_nanocrystal("CsPbCl3", (3, 3, 5))
+    faces = nc.info["termination"]["faces"]
+    # all six faces share the vacancies (none is stripped, none is spared)
+    assert all(r >= 1 for r, _ in faces.values())
+    # every vacancy is a corner or edge site: face-centre Cs sites of each face are all present
+    idx, f = cs_faces(nc)
+    interior = f.sum(axis=1) == 1
+    n1, n2, n3 = 3, 3, 5
+    expected_interior = 2 * ((n1 - 1) * (n2 - 1) + (n2 - 1) * (n3 - 1) + (n1 - 1) * (n3 - 1))
+    assert interior.sum() == expected_interior
+    # the pattern is symmetric under the mirror through the NC centre normal to z
+    assert "z" in nc.info["termination"]["mirror_symmetric_axes"]
+
+
+def test_too_small_cube_under_a_hard_face_limit_is_refused():
+    from hetflow.errors import StructureError
+
+    with pytest.raises(StructureError, match="more than 25% of its Cs sites"):
+        cut_nanocrystal("CsPbCl3", (2, 2, 2), max_face_fraction=0.25)
+    # without a hard limit the tiny cluster is still built, with the limit it needed recorded
+    assert cut_nanocrystal("CsPbCl3", (2, 2, 1)).info["termination"]["max_face_fraction"] > 0.25

@@ -9,12 +9,18 @@ from hetflow.errors import InputError, StructureError
 from hetflow.structures.charge import formal_charge
 from hetflow.structures.zif import (
     BONDS,
+    Reaction,
     check_conservation,
     imidazole,
-    ligand_exchange_products,
-    ligand_exchange_reaction,
+    pb_coordination,
     perovskite_fragment,
     zif_fragment,
+)
+from hetflow.structures.zif_products import (
+    interface_candidates,
+    ligand_exchange_products,
+    ligand_exchange_reaction,
+    surface_sites,
 )
 
 
@@ -94,44 +100,100 @@ def test_zif_bad_charge():
         zif_fragment(1, 3)
 
 
-@pytest.mark.parametrize("phase", ["alpha", "delta"])
-def test_ligand_exchange_products_conserve_and_bond(phase):
-    pv = perovskite_fragment(phase, 8)
-    zf = zif_fragment(1, 0)
-    prods = ligand_exchange_products(pv, zf, max_products=3)
-    assert 1 <= len(prods) <= 3
-    scores = [p.info["score"]["score"] for p in prods]
+@pytest.mark.parametrize("phase,n", [("alpha", 8), ("alpha", 9), ("delta", 8), ("delta", 9)])
+def test_fragment_pb_coordination_is_the_best_the_phase_allows(phase, n):
+    """δ (edge-sharing): every Pb ≥ 5-coordinated.  α (corner-sharing): an iodide bridges at
+    most 2 Pb, so Σ CN = 3n + bridging ≤ 3n + (Pb–Pb edges of n simple-cubic sites: 12 for
+    the 2×2×2 cube, 13 for n = 9) and the smallest CN cannot exceed ⌊Σ/n⌋ = 4."""
+    f = perovskite_fragment(phase, n)
+    cn = pb_coordination(f)
+    assert len(cn) == n
+    assert f.info["min_pb_coordination"] == min(cn.values())
+    assert sum(cn.values()) == f.info["pb_i_bonds"]
+    if phase == "delta":
+        assert min(cn.values()) >= 5
+    else:
+        max_edges = {8: 12, 9: 13}[n]
+        assert sum(cn.values()) == 3 * n + max_edges  # every possible bridge is present
+        assert min(cn.values()) == 4 == (3 * n + max_edges) // n
+    assert max(cn.values()) <= 6
+
+
+def test_zif_fragment_neutral_by_default():
+    z = zif_fragment()
+    assert z.info["charge"] == 0 and len(z.info["anionic_linkers"]) == 2  # Zn(Im)2(HIm)2
+
+
+def _tiny_pair():
+    pv = perovskite_fragment("alpha", 2)
+    return pv, zif_fragment(1, 0)
+
+
+def test_product_search_on_a_tiny_pair():
+    pv, zf = _tiny_pair()
+    sites = surface_sites(pv)
+    assert sites and all(s.pb in np.flatnonzero(np.array(pv.get_chemical_symbols()) == "Pb") for s in sites)
+    cands = interface_candidates(pv, zf, n_exchange=(1, 2))
+    ks = Counter(c.info["n_exchange"] for c in cands)
+    assert ks[1] >= 1 and ks[2] >= 1
+    keys = [(c.info["n_exchange"], tuple(sorted(e["pb"] for e in c.info["exchanges"])), c.info["dock_pb"]) for c in cands]
+    assert len(keys) == len(set(keys))  # one candidate per (k, exchanged Pb, docking Pb)
+    scores = [c.info["score"]["score"] for c in cands]
     assert scores == sorted(scores)
     react = Counter(pv.get_chemical_symbols()) + Counter(zf.get_chemical_symbols())
-    for p in prods:
-        assert Counter(p.get_chemical_symbols()) == react  # exact element conservation
-        assert p.info["charge"] == formal_charge(pv) + zf.info["charge"] == 0
-        s = np.array(p.get_chemical_symbols())
-        d = p.get_all_distances()
-        pb, i = p.info["pb_site"], p.info["iodide_site"]
-        # the displaced iodide is bound to Zn, an imidazolate N to the surface Pb
+    for c in cands:
+        s = np.array(c.get_chemical_symbols())
+        d = c.get_all_distances()
+        assert Counter(c.get_chemical_symbols()) == react
+        assert c.info["charge"] == 0
+        k = c.info["n_exchange"]
+        # k Pb–N(imidazolate) bonds at 2.60 Å, k iodides on Zn at 2.60 Å, Zn 4-coordinated
+        assert len(c.info["pb_n"]) == len(c.info["zn_i"]) == k
+        for pb, n_ in c.info["pb_n"]:
+            assert s[pb] == "Pb" and s[n_] == "N" and d[pb, n_] == pytest.approx(BONDS["Pb-N"], abs=1e-6)
+            assert c.arrays["domain"][n_] == "zif"
+        for zn, i in c.info["zn_i"]:
+            assert s[zn] == "Zn" and s[i] == "I" and d[zn, i] == pytest.approx(BONDS["Zn-I"], abs=1e-6)
         zn = np.flatnonzero(s == "Zn")[0]
-        assert 2.5 <= d[i, zn] <= 2.7
-        n_on_pb = np.flatnonzero((s == "N") & (d[pb] < 2.8))
-        assert len(n_on_pb) == 1 and 2.5 <= d[pb, n_on_pb[0]] <= 2.7
-        assert p.arrays["domain"][n_on_pb[0]] == "zif"
-        # Zn still tetrahedral: 3 N + the iodide
-        assert np.sum((s == "N") & (d[zn] < 2.3)) == 3
-        assert p.info["score"]["clash_free"]
-        np.fill_diagonal(d, np.inf)
-        assert d.min() > 0.95
-    check_conservation([pv, zf], prods[:1])
+        assert np.sum((s == "N") & (d[zn] < 2.3)) == 4 - k
+        # the bridging iodide sits 3.25 Å from the docking Pb
+        assert d[c.info["dock_pb"], c.info["bridging_iodide"]] == pytest.approx(3.25, abs=1e-6)
+    best = cands[0]
+    np.fill_diagonal(d := best.get_all_distances(), np.inf)
+    assert best.info["score"]["clash_free"] and d.min() > 0.95
 
 
-def test_reaction_and_errors():
-    rs = ligand_exchange_reaction("delta", 9, n_zn=1, zif_charge=0, max_products=2)
-    assert len(rs) == 2
-    assert rs[0].stoichiometry()["Pb"] == 9
-    pv = perovskite_fragment("alpha", 8)
+def test_product_search_refuses_what_it_cannot_do():
+    pv, zf = _tiny_pair()
+    with pytest.raises(InputError, match="exceeds the ZIF fragment's 2 anionic"):
+        interface_candidates(pv, zf, n_exchange=3)
     with pytest.raises(InputError, match="no anionic terminal imidazolate"):
-        ligand_exchange_products(pv, zif_fragment(1, 2))
+        interface_candidates(pv, zif_fragment(1, 2))
     with pytest.raises(StructureError, match="must be labelled"):
-        ligand_exchange_products(zif_fragment(1, 0), pv)
+        interface_candidates(zf, pv)
+    with pytest.raises(InputError, match="max_products"):
+        ligand_exchange_products(pv, zf, max_products=0)
+
+
+def test_reactions_balance_elements_and_charge():
+    rs = ligand_exchange_reaction("delta", 9, n_zn=1, zif_charge=0, max_products=2, n_exchange=(1, 2))
+    assert len(rs) == 2
+    for r in rs:
+        st = r.check()
+        assert st["Pb"] == 9 and st["Zn"] == 1
+        assert sum(r.charges[0]) == sum(r.charges[1]) == 0
+        assert r.charge_note == "all species neutral"
+    # a charged ZIF fragment: the product carries the charge, and the reaction says so
+    pv, _ = _tiny_pair()
+    zneg = zif_fragment(1, -1)
+    prod = ligand_exchange_products(pv, zneg, max_products=1)[0]
+    assert prod.info["charge"] == -1
+    r = Reaction("charged", [pv, zneg], [prod])
+    assert r.check()["Zn"] == 1 and "without counter-ion" in r.charge_note
+    bad = prod.copy()
+    bad.info["charge"] = 0
+    with pytest.raises(StructureError, match="does not conserve charge"):
+        Reaction("bad", [pv, zneg], [bad]).check()
     with pytest.raises(StructureError, match="does not conserve"):
         check_conservation([pv], [pv[:-1]])
     with pytest.raises(InputError, match="n_units"):

@@ -27,8 +27,9 @@ def test_run_status_results(tmp_path):
     (tmp_path / "wf.yaml").write_text(WF)
     p = hf("run", "wf.yaml", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("mols: 0 cached, 4 run")
-    p = hf("run", "wf.yaml", cwd=tmp_path)
+    # not a terminal: a plain progress line per task, then the summary
+    assert "\nmols: 0 cached, 4 run" in p.stdout and "mols [0:00:0" in p.stdout and "CH4_relax done" in p.stdout
+    p = hf("run", "wf.yaml", "--no-progress", cwd=tmp_path)
     assert p.stdout.startswith("mols: 4 cached, 0 run")
     p = hf("status", "wf.yaml", cwd=tmp_path)
     assert p.returncode == 0 and "CH4_relax" in p.stdout and p.stdout.count("cached") >= 4

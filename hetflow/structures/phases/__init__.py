@@ -1,7 +1,7 @@
 """Phase registry: name → periodic :class:`ase.Atoms`, with source and citation.
 
 Every bundled phase is built from its space group and Wyckoff positions (see
-``../shared/PHASES.md``) with :meth:`pymatgen.core.Structure.from_spacegroup`; derived phases
+``docs/PHASES.md``) with :meth:`pymatgen.core.Structure.from_spacegroup`; derived phases
 say what they are derived from and how.  Users can add phases from CIF files with
 :func:`register_cif`.
 
@@ -169,6 +169,43 @@ def _pb4s3cl2() -> Atoms:
     return atoms
 
 
+_DATA = Path(__file__).with_name("data")
+
+
+def _bundled_cif(filename: str) -> Callable[[], Atoms]:
+    """Loader of a CIF shipped in ``phases/data`` (derived phases; header = the recipe's report)."""
+
+    def build() -> Atoms:
+        from pymatgen.core import Structure
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        path = _DATA / filename
+        if not path.is_file():
+            raise StructureError(f"bundled phase file {path} is missing; reinstall hetflow")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            atoms = AseAtomsAdaptor.get_atoms(Structure.from_file(str(path)))
+        return Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=True)
+
+    return build
+
+
+def derivation_report(filename: str) -> dict:
+    """The ``# key: value`` header a derived phase's CIF carries (what made it)."""
+    import json
+
+    out = {}
+    for line in (_DATA / filename).read_text().splitlines():
+        if not line.startswith("# ") or ":" not in line:
+            continue
+        k, v = line[2:].split(":", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            continue
+    return out
+
+
 def _molecule(metal: str, halide: str, bond: float, angle_deg: float) -> Callable[[], Atoms]:
     def build() -> Atoms:
         half = math.radians(angle_deg) / 2
@@ -188,7 +225,7 @@ for _p in [
     Phase("CsPbCl3", _cubic_perovskite("Pb", "Cl", 5.605), "Pm-3m",
           "cubic setting used for CsPbCl3 NCs, a = 5.605 Å (Moreira & Dias)", family="perovskite"),
     Phase("CsPbBr3", _cubic_perovskite("Pb", "Br", 5.874), "Pm-3m",
-          "cubic high-T CsPbBr3, a = 5.874 Å (PHASES.md; check against a primary source)", family="perovskite"),
+          "cubic high-T CsPbBr3, a = 5.874 Å (docs/PHASES.md; check against a primary source)", family="perovskite"),
     Phase("CsPbI3-alpha", _cubic_perovskite("Pb", "I", 6.2894), "Pm-3m",
           f"α-CsPbI3 at 634 K, a = 6.2894 Å ({_ALPHA_I})", family="perovskite", aliases=("CsPbI3", "alpha-CsPbI3")),
     Phase("CsPbI3-gamma",
@@ -207,12 +244,20 @@ for _p in [
     Phase("Pb4S3Br2", _pb4s3br2, "Pnma",
           "Toso et al., J. Am. Chem. Soc. 142, 10198 (2020) (3D ED/XRPD, DFT-relaxed positions)",
           family="chalcohalide"),
-    Phase("Pb4S3Cl2", _pb4s3cl2, "Pnma",
-          "derived as in Toso et al., Nat. Commun. 13, 3976 (2022); spacing 5.73 Å from Livakas et al.",
+    Phase("Pb4S3Cl2", _bundled_cif("Pb4S3Cl2.cif"), "Pnma",
+          "derived as in Toso et al., Nat. Commun. 13, 3976 (2022) ('adapting the Pb4S3Br2 structure'): "
+          "Pb4S3Br2 (Toso et al. 2020) with Br→Cl; cell relaxed with CHGNet (PBE level), ions with GFN1-xTB",
+          family="chalcohalide", derived_from="Pb4S3Br2",
+          derivation=("Br→Cl in Pb4S3Br2, cell first scaled so that mean(a, c)/√2 = 5.73 Å (Pb4S3Cl2-scaled), then "
+                      "ions and cell relaxed with CHGNet to 0.005 eV/Å, then the ions at that cell with periodic "
+                      "GFN1-xTB (2×1×2 supercell) to 0.01 eV/Å, symmetrised to Pnma "
+                      "(hetflow.workflows.recipes.derive_phase; data/Pb4S3Cl2.cif)")),
+    Phase("Pb4S3Cl2-scaled", _pb4s3cl2, "Pnma",
+          "starting point of the Pb4S3Cl2 derivation (Toso et al., Nat. Commun. 13, 3976 (2022): "
+          "'adapting the Pb4S3Br2 structure'); spacing 5.73 Å from Livakas et al.",
           family="chalcohalide", derived_from="Pb4S3Br2",
           derivation=(f"Br→Cl in Pb4S3Br2; cell scaled isotropically by {pb4s3cl2_scale_factor():.5f} so that "
-                      f"mean(a, c)/√2 = {PB4S3CL2_SPACING} Å; optional GFN1-xTB ion+cell relaxation "
-                      "(hetflow.calculators.relax)")),
+                      f"mean(a, c)/√2 = {PB4S3CL2_SPACING} Å; not relaxed")),
     Phase("PbCl2",
           lambda: _from_spacegroup("Pnma", (7.6715, 4.5480, 9.1711), ["Pb", "Cl", "Cl"],
                                    [[0.2363, 0.75, 0.4094], [0.0172, 0.75, 0.6576], [0.1415, 0.75, 0.0774]]),

@@ -18,28 +18,46 @@ from hetflow.errors import InputError
 from hetflow.structures.phases import get_phase
 from hetflow.workflows.graph import Workflow
 
-LEVELS = ("xtb", "pbe")
+LEVELS = ("xtb", "pbe", "mlip")
+
+#: machine-learned potentials usable as --level mlip and as --prerelax
+MLIPS = ("chgnet", "sevennet")
+
+
+#: relaxation / gate thresholds (eV/Å) and the optimiser safety net (steps)
+FULL_FMAX = 0.05
+QUICK_FMAX = 0.1
+MAX_STEPS = 3000
 
 
 @dataclass
 class RecipeOptions:
     """How a recipe runs.
 
-    level: "xtb" (tblite, local by default) or "pbe" (CP2K with the paper preset; realistic
-        only on a cluster — use ``executor="slurm"`` etc.).
+    level: "xtb" (tblite, local by default), "pbe" (CP2K with the paper preset; realistic
+        only on a cluster — use ``executor="slurm"`` etc.) or "mlip" (a PBE-trained
+        machine-learned potential, ``mlip`` = chgnet or sevennet: a screening level, not DFT).
     method: xTB Hamiltonian for level xtb (GFN1-xTB default: robust relaxations of these
-        clusters, see MEASUREMENTS.md; GFN2-xTB selectable).
-    quick: small models, a capped pristine relaxation (40 steps) and short relaxations
-        (≤ 25 steps) of the exchanged configurations from it — minutes on 2 cores, trends only.
+        clusters, see docs/MEASUREMENTS.md; GFN2-xTB selectable).
+    quick: smaller faithful models (S1/S2: 2 × 2 × 5 perovskite; S3 keeps 3 × 3 × 5) and a looser,
+        still converged threshold (fmax 0.1 eV/Å); never capped relaxations.
     reference: "molecule" (relaxed PbX2 molecules in vacuum, consistent with the finite
         models) or "bulk" (bulk PbX2 per formula unit, periodic).
     outdir: where tables, plots, the store (results.db) and the work directory go.
     store: result store location (SQLite path or postgresql:// URL); default outdir/results.db.
     executor: "local", "slurm", "pbs" or "lsf"; executor_options go to
-        :func:`hetflow.workflows.executors.make_executor`.
-    fmax: relaxation threshold, eV/Å (None: 0.05, quick 0.1).
-    max_steps: optimiser step cap for relaxations (None: 400, quick 40).
-    optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS).
+        :func:`hetflow.workflows.executors.make_executor` (with a scheduler, ``{"pack": N}``
+        runs N calculations per allocation and chains warm starts behind their parents' jobs:
+        :mod:`hetflow.workflows.packing`).
+    fmax: convergence threshold of every relaxation and of the table's gate, eV/Å (None: 0.05,
+        quick 0.1).
+    max_steps: safety net on the optimiser steps of one relaxation (None: 3000); a relaxation
+        that reaches it is reported as not converged and its rows carry no number.
+    optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS, Sella).
+    prerelax: None or a machine-learned potential (chgnet, sevennet) that relaxes each structure
+        first; the energy that enters a table is always the target level's own, at its own
+        converged geometry.
+    mlip: the potential of ``level="mlip"``.
     """
 
     level: str = "xtb"
@@ -54,6 +72,8 @@ class RecipeOptions:
     fmax: float | None = None
     max_steps: int | None = None
     optimizer: str = "FIRE"
+    prerelax: str | None = None
+    mlip: str = "chgnet"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -61,6 +81,10 @@ class RecipeOptions:
             raise InputError(f"unknown level {self.level!r}; choose one of {', '.join(LEVELS)}")
         if self.reference not in ("molecule", "bulk"):
             raise InputError(f"unknown reference {self.reference!r}; choose molecule or bulk")
+        if self.mlip not in MLIPS:
+            raise InputError(f"unknown machine-learned potential {self.mlip!r}; choose one of {', '.join(MLIPS)}")
+        if self.prerelax is not None and self.prerelax not in MLIPS:
+            raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(MLIPS)}")
         self.outdir = Path(self.outdir)
 
     @property
@@ -69,26 +93,30 @@ class RecipeOptions:
 
     @property
     def relax_fmax(self) -> float:
-        return self.fmax if self.fmax is not None else (0.1 if self.quick else 0.05)
+        return self.fmax if self.fmax is not None else (QUICK_FMAX if self.quick else FULL_FMAX)
 
     @property
     def relax_steps(self) -> int:
-        return self.max_steps if self.max_steps is not None else (40 if self.quick else 400)
+        return self.max_steps if self.max_steps is not None else MAX_STEPS
 
 
 def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = False, want_mo: bool = False,
               max_steps: int | None = None, **settings: Any) -> CalcSpec:
-    """The CalcSpec of a recipe calculation at ``opts.level``."""
+    """The CalcSpec of a recipe calculation at ``opts.level`` (pre-relaxer on relaxations only)."""
+    steps = opts.relax_steps if max_steps is None else max_steps
+    pre = opts.prerelax if task == "relax" else None
     if opts.level == "xtb":
         return CalcSpec(backend="tblite", method=opts.method, task=task, periodic=periodic, want_mo=want_mo,
-                        fmax=opts.relax_fmax, max_steps=opts.relax_steps if max_steps is None else max_steps,
+                        fmax=opts.relax_fmax, max_steps=steps, optimizer=opts.optimizer, settings=settings,
+                        prerelax=pre)
+    if opts.level == "mlip":
+        return CalcSpec(backend=opts.mlip, task=task, periodic=periodic, fmax=opts.relax_fmax, max_steps=steps,
                         optimizer=opts.optimizer, settings=settings)
     cp2k_settings = dict(settings)
     if not periodic:
         cp2k_settings.setdefault("vacuum", 8.0 if opts.quick else 12.0)
     return CalcSpec(backend="cp2k", method="PBE", task=task, periodic=periodic, want_mo=want_mo,
-                    fmax=opts.relax_fmax, max_steps=opts.relax_steps if max_steps is None else max_steps,
-                    settings=cp2k_settings)
+                    fmax=opts.relax_fmax, max_steps=steps, settings=cp2k_settings, prerelax=pre)
 
 
 def make_executor(opts: RecipeOptions):
@@ -146,4 +174,14 @@ def reference_from_results(results: dict[str, Any], names: dict[str, str], opts:
     from hetflow.analysis.energetics import Reference
 
     return Reference.from_structures(opts.reference, {h: results[n] for h, n in names.items()},
-                                     note=f"{opts.method if opts.level == 'xtb' else 'PBE'}")
+                                     note=level_name(opts))
+
+
+def level_name(opts: RecipeOptions) -> str:
+    """The level of theory of a recipe, as the reports name it."""
+    if opts.level == "xtb":
+        return f"{opts.method} (tblite)"
+    if opts.level == "mlip":
+        return {"chgnet": "CHGNet 0.3.0 (MPtrj, PBE-level machine-learned potential)",
+                "sevennet": "SevenNet 7net-0 (MPtrj, PBE-level machine-learned potential)"}[opts.mlip]
+    return "PBE (CP2K, paper preset)"

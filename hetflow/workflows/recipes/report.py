@@ -43,47 +43,103 @@ def write_table_report(result, outdir: Path, title: str, notes: Sequence[str] = 
     return paths
 
 
-def plot_result(result, outdir: Path) -> list[Path]:
+def plot_meta(result, note: str = ""):
+    """What the table's plots show (:class:`~hetflow.analysis.plotting.PlotMeta`): the model
+    line, the level of theory of its calculations, which of them did not converge."""
+    from hetflow.analysis.plotting import PlotMeta
+
+    specs = [getattr(r, "spec", None) for r in result.results.values()]
+    levels = sorted({f"{s.method} ({'CP2K' if s.backend == 'cp2k' else s.backend})" for s in specs if s is not None})
+    bad = list(result.extra.get("unconverged") or [])
+    return PlotMeta(model=str(result.extra.get("model", "")), level=", ".join(levels),
+                    converged=None if "unconverged" not in result.extra else not bad, unconverged=bad,
+                    note=note or str(result.extra.get("plot_note", "")))
+
+
+def _ok(results, *names) -> bool | None:
+    """All of ``names`` converged (None when none of them is in ``results``)."""
+    got = [results[n] for n in names if n in results]
+    return None if not got else all(getattr(r, "converged", True) for r in got)
+
+
+def row_converged(result):
+    """Per-row converged flags of a table's plot: ``result.extra["row_converged"]`` when the
+    recipe gives it, else from the task names of the scans (a row's energy needs its model and
+    its parent): S1 ``{"from interface": [...], "from bottom": [...]}``, S2/S3 a list."""
+    if "row_converged" in result.extra:
+        return result.extra["row_converged"]
+    res = result.results
+    if result.table == "s1":
+        out = {}
+        for start, key in (("interface", "from interface"), ("bottom", "from bottom")):
+            names = ["pristine"] + [f"s1-{start}-N{n}" for n in range(1, 6)]
+            out[key] = [_ok(res, a, b) for a, b in zip(names, names[1:])]
+        return out
+    if result.table == "s2":
+        steps = sorted((n for n in res if n.startswith("s2-e-") and not n.endswith("-mo")),
+                       key=lambda n: int(n.rsplit("-", 1)[1]))
+        chain = ["s2-d", *steps]
+        return [_ok(res, a, b) for a, b in zip(chain, chain[1:])][: len(result.rows)]
+    if result.table == "s3":
+        by_label = {"random": "random", "CsI layer perpendicular": "csx_perp", "CsI layer parallel": "csx_par",
+                    "PbI2 layer perpendicular": "pbx2_perp"}
+        return [_ok(res, "s2-d", f"s3-{by_label.get(r['distribution'], r['distribution'])}") for r in result.rows]
+    return None
+
+
+def plot_result(result, outdir: Path, note: str = "") -> list[Path]:
     """The table's picture: S1 ΔE per layer for both directions, S2 energy + strain, S3 bars,
-    and Figure-6-style level diagrams when MO data were computed."""
+    and Figure-6-style level diagrams when MO data were computed.  Titles and captions state
+    model, level of theory and convergence; rows that did not converge are marked."""
     from hetflow.analysis import plotting
     from hetflow.analysis.published import s1_series
 
+    meta = plot_meta(result, note)
+    flags = row_converged(result)
     out: list[Path] = []
     if result.table == "s1":
         ser = result.extra["series"]
         out.append(plotting.plot_layer_energies(list(range(1, 6)), {"from interface": ser["interface"],
                                                                      "from bottom": ser["bottom"]},
-                                                outdir / "s1.png", published=s1_series()))
+                                                outdir / "s1.png", published=s1_series(), meta=meta,
+                                                converged=flags))
     elif result.table == "s2":
         steps = [r["step (I/Cl %)"] for r in result.rows]
         out.append(plotting.plot_s2(steps, [r["ΔE (kcal/mol)"] for r in result.rows], result.extra["strain"],
-                                    outdir / "s2.png"))
+                                    outdir / "s2.png", meta=meta, converged=flags))
     elif result.table == "s3":
         out.append(plotting.plot_bars([r["distribution"] for r in result.rows],
                                       [r["ΔE − ΔE(random)"] for r in result.rows], outdir / "s3.png",
-                                      published=[r["published ΔE − ΔE(random)"] for r in result.rows]))
-    for key in ("pristine_mo", "exchanged_mo"):
-        if key in result.extra:
-            out.append(plot_projection(result.extra[key], outdir / f"{result.table}-{key.replace('_mo', '')}-levels.png"))
+                                      published=[r["published ΔE − ΔE(random)"] for r in result.rows],
+                                      meta=meta, converged=flags))
+    models = result.extra.get("level_models")
+    if models:
+        out.append(plot_level_models(models, outdir / f"{result.table}-levels.png", meta))
+    else:
+        for key, parent in (("pristine_mo", "pristine"), ("exchanged_mo", None)):
+            if key in result.extra:
+                label = key.replace("_mo", "")
+                out.append(plot_level_models([(label, result.extra[key], result.results.get(parent))],
+                                             outdir / f"{result.table}-{label}-levels.png", meta))
     return out
 
 
-def plot_projection(stored, path: Path, window: float = 3.0) -> Path:
-    """Figure-6-style level diagram of a stored result with MO data (levels within ±window eV
-    of the gap)."""
-    import numpy as np
-
+def plot_level_models(models, path: Path, meta=None, window: tuple[float, float] = (2.0, 2.0)) -> Path:
+    """Figure-6 level diagram of ``models`` = [(label, stored result with MO data, stored
+    result of the relaxation its geometry came from or None), …] side by side; a panel is
+    converged when its MO calculation and that relaxation are."""
     from hetflow.analysis import plotting
-    from hetflow.analysis.projections import domain_fractions, homo_index
 
-    mo = stored.mo
-    fr = domain_fractions(mo, stored.atoms)
-    e = np.asarray(mo.eigenvalues)
-    h = homo_index(mo)
-    lumo = e[e > e[h]].min() if np.any(e > e[h]) else e[h]
-    sel = np.flatnonzero((e > e[h] - window) & (e < lumo + window))
-    return plotting.plot_levels(e, fr, path, indices=sel.tolist(), homo=h)
+    panels = [plotting.level_model(mo_res, label,
+                                   converged=bool(mo_res.converged and (geo is None or geo.converged)))
+              for label, mo_res, *rest in models for geo in [rest[0] if rest else None]]
+    return plotting.plot_level_diagram(panels, path, meta=meta, window=window)
+
+
+def plot_projection(stored, path: Path, window: float = 2.0, meta=None) -> Path:
+    """Figure-6-style level diagram of one stored result with MO data (HOMO − window …
+    LUMO + window eV)."""
+    return plot_level_models([(stored.name or "model", stored, None)], path, meta, (window, window))
 
 
 def band_edge_rows(stored, n: int = 3) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from typing import Callable
 
 from hetflow.errors import InputError
 from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import QUICK_CONFIG_STEPS, ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.workflows.recipes.common import level_name
+from hetflow.workflows.recipes.exchange_scan import ScanModel, ScanResult, run_s1, run_s2, run_s3
 from hetflow.workflows.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -15,12 +16,15 @@ from hetflow.workflows.recipes.report import (
     write_table_report,
 )
 
-TABLES = ("s1", "s2", "s3", "zif")
+TABLES = ("s1", "s2", "s3", "zif", "bulk")
+#: what "all" runs (bulk's CsPbI3 phases are part of zif; its PbX2 references are extra)
+ALL = ("s1", "s2", "s3", "zif")
 TITLES = {
     "s1": "Table S1 — Cl→I in N perovskite layers (kcal/mol per exchanged halide)",
     "s2": "Table S2 — Cl→I in the two interfacial chalcohalide layers (kcal/mol per exchanged halide)",
     "s3": "Table S3 — ≈20 % Cl→I in the CsPbCl3 domain (kcal/mol, total for the step)",
-    "zif": "CsPbI3 (α/δ) + ZIF-62 fragments: ligand-exchange reaction energies",
+    "zif": "CsPbI3 (α/δ) + ZIF-62 fragments: ligand-exchange reaction energies (kJ/mol)",
+    "bulk": "Bulk α/γ/δ CsPbI3, PbCl2, PbI2: relaxed, Γ-point-converged energies per formula unit",
 }
 
 
@@ -29,6 +33,10 @@ def _runner(table: str) -> Callable:
         from hetflow.workflows.recipes.zif import run_zif
 
         return lambda model, opts: run_zif(opts)
+    if table == "bulk":
+        from hetflow.workflows.recipes.bulk import run_bulk_table
+
+        return lambda model, opts: run_bulk_table(opts)
     return {"s1": run_s1, "s2": run_s2, "s3": run_s3}[table]
 
 
@@ -37,7 +45,7 @@ def expand(tables: list[str] | tuple[str, ...]) -> list[str]:
     for t in tables:
         t = t.lower()
         if t == "all":
-            out += [x for x in TABLES if x not in out]
+            out += [x for x in ALL if x not in out]
         elif t in TABLES:
             if t not in out:
                 out.append(t)
@@ -60,36 +68,63 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
             continue
         notes = _notes(r, opts)
         paths = write_table_report(r, Path(opts.outdir), TITLES[t], notes)
+        if r.extra.get("strain_rows"):
+            from hetflow.analysis.energetics import markdown_table
+
+            with paths["md"].open("a") as fh:
+                fh.write("\n## Interfacial strain (mean |Pb–Pb strain| of the interfacial perovskite layer vs the "
+                         "standalone NC)\n\n" + markdown_table(r.extra["strain_rows"]) + "\n")
+        if r.extra.get("normalisation"):
+            with paths["md"].open("a") as fh:
+                fh.write("\n## Normalisation\n\nThe paper: \"all energies are normalized to the number of exchanged "
+                         "halide ions\". Stepwise = the step N−1 → N per halide exchanged in it; cumulative = "
+                         f"pristine → N per halide exchanged so far. {r.extra['normalisation']}.\n")
         for key in ("pristine_mo", "exchanged_mo"):
             if key in r.extra:
                 with paths["md"].open("a") as fh:
                     fh.write(f"\n## Band edges ({key.replace('_mo', '')} model)\n\n"
                              + band_edge_markdown(band_edge_rows(r.extra[key])) + "\n")
-        plots = plot_result(r, Path(opts.outdir)) if t != "zif" else r.extra.get("plots", [])
+        if r.extra.get("markdown_sections"):
+            with paths["md"].open("a") as fh:
+                fh.write("\n" + "\n\n".join(r.extra["markdown_sections"]) + "\n")
+        plots = plot_result(r, Path(opts.outdir)) if t not in ("zif", "bulk") else r.extra.get("plots", [])
         echo(paths["md"].read_text())
         echo("wrote " + ", ".join(str(p) for p in [*paths.values(), *plots]))
     return results
 
 
 def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
-    level = (f"{opts.method} (tblite)" if opts.level == "xtb" else "PBE (CP2K, paper preset)")
-    mode = (f"quick: pristine relaxed for at most {opts.relax_steps} steps, each exchanged model relaxed for "
-            f"at most {min(QUICK_CONFIG_STEPS, opts.relax_steps)} steps from it (not converged: trends only)"
-            if opts.quick else "full: warm-started relaxations of every model")
-    notes = [f"hetflow level: {level}; {mode}", f"model: {r.extra.get('model', '')}",
+    if r.table in ("zif", "bulk"):
+        level = f"{opts.method} (tblite)" if opts.level == "xtb" else level_name(opts)
+        notes = [f"hetflow level: {level}; {r.extra.get('mode', '')}", f"model: {r.extra.get('model', '')}",
+                 f"reference: {r.extra.get('reference', '')}", "published: Li et al., Nat. Commun. 2023 (xTB)"]
+        if r.extra.get("charges"):
+            notes.append(f"charges: {r.extra['charges']}")
+        bad = r.extra.get("unconverged") or []
+        if bad:
+            notes.append(f"not converged — not used for the paper's conclusions: {', '.join(bad)}")
+        return notes
+    mode = (f"quick: smaller faithful model, every relaxation converged to fmax {opts.relax_fmax} eV/Å"
+            if opts.quick else f"full: every relaxation converged to fmax {opts.relax_fmax} eV/Å")
+    pre = f"; pre-relaxed with {opts.prerelax} (energies are the target level's own)" if opts.prerelax else ""
+    notes = [f"hetflow level: {level_name(opts)}; {mode}; {opts.optimizer}, warm-started from each parent{pre}",
+             f"model: {r.extra.get('model', '')}",
              f"reference: {r.extra.get('reference', '')}",
-             "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)"]
+             "published: Livakas et al., SI (CP2K PBE, DZVP-MOLOPT-SR-GTH, 400 Ry)",
+             "gate: a number is shown only when every relaxation behind it converged; fmax and force calls "
+             "are those of the row's relaxation(s)"]
     bad = r.extra.get("unconverged") or []
-    if bad and opts.quick:
-        notes.append(f"{len(bad)} relaxations stopped at their quick step cap (expected with --quick)")
-    elif bad:
-        notes.append(f"not converged (energies of these models carry that error): {', '.join(bad)}")
-    if r.table == "s2" and opts.quick:
-        notes.append("quick mode relaxes the exchanged models only briefly: strain changes are indicative")
+    if bad:
+        notes.append(f"not converged — their rows show no number and their checks are not assessed: {', '.join(bad)}")
     if r.table == "s3":
         c = r.extra.get("counts", {})
         notes.append(f"each distribution exchanges {c.get('n_target')} of the {c.get('n_remaining')} halides "
                      f"left in the perovskite of model (d)" + (f" — {c['count_note']}" if c.get("count_note") else ""))
         if not r.extra.get("counts_equal", True):
             notes.append("the four distributions exchange different numbers of halides (see x)")
+        seeds = r.extra.get("random_seeds") or {}
+        if seeds:
+            notes.append("random: mean of " + ", ".join(f"{k.rsplit('-', 1)[-1]} "
+                                                        f"{'—' if v is None else f'{v:.2f}'}" for k, v in seeds.items())
+                         + " kcal/mol")
     return notes

@@ -55,7 +55,8 @@ DEFAULT_PAIRS = ("CsPbCl3/Pb4S3Cl2:I", "CsPbCl3/Pb4S3Cl2:Br", "CsPbBr3/Pb4S3Br2:
 
 def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dict]:
     """Run the screen; returns rows ranked by |mismatch|, then by the mean bottom-first exchange
-    energy of N = 1…5 (kcal/mol per halide)."""
+    energy of N = 1…5 (kcal/mol per halide, stepwise; only from converged relaxations — a pair
+    whose relaxations did not converge is ranked last and shows no energies)."""
     from hetflow.workflows.recipes.report import band_edge_rows
 
     rows = []
@@ -68,14 +69,18 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dic
             continue
         ser = r.extra["series"]
         src = r.extra["hs"].info["halide"]
+        i1, b1 = ser["interface"][0], ser["bottom"][0]
+        bottoms = [v for v in ser["bottom"] if v is not None]
+        strain = {s["model"]: s["interfacial strain (%)"] for s in r.extra.get("strain_rows", [])}
         row = {
-            "pair": pair.label, "exchange": f"{src}→{pair.target}", "status": "done",
+            "pair": pair.label, "exchange": f"{src}→{pair.target}",
+            "status": "done" if not r.extra.get("unconverged") else "not converged",
             "mismatch (%)": match.mismatch_percent,
             "ZSL area (Å²)": match.zsl[0]["match_area"] if match.zsl else None,
-            "ΔE N=1 interface (kcal/mol)": ser["interface"][0], "ΔE N=1 bottom (kcal/mol)": ser["bottom"][0],
-            "starts from": "bottom" if ser["bottom"][0] < ser["interface"][0] else "interface",
-            "mean ΔE bottom N=1…5 (kcal/mol)": sum(ser["bottom"]) / 5,
-            "interfacial strain (%)": r.extra.get("strain", {}).get("pristine"),
+            "ΔE N=1 interface (kcal/mol)": i1, "ΔE N=1 bottom (kcal/mol)": b1,
+            "starts from": None if i1 is None or b1 is None else ("bottom" if b1 < i1 else "interface"),
+            "mean ΔE bottom N=1…5 (kcal/mol)": sum(bottoms) / 5 if len(bottoms) == 5 else None,
+            "interfacial strain (%)": strain.get("pristine"),
         }
         if "pristine_mo" in r.extra:
             edges = {e["label"]: e for e in band_edge_rows(r.extra["pristine_mo"], 0)}

@@ -1,0 +1,300 @@
+"""Machine-learned interatomic potentials: CHGNet and SevenNet ``7net-0``, offline, on the CPU.
+
+Both are universal potentials trained on MPtrj (Materials Project relaxation trajectories, bulk
+VASP PBE / PBE+U), so they are a PBE-level *screening* level and a cheap pre-relaxer — not a
+replacement for the final energies of a table.  Their pretrained weights ship inside the PyPI
+wheels (``chgnet/pretrained/0.3.0/…``, ``sevenn/pretrained_potentials/SevenNet_0__11Jul2024/…``);
+nothing is downloaded at run time (a missing weight file is an error, never a download).
+
+======================= ==================== ============ =========================================
+``spec.backend``        ``spec.method``      cutoff (Å)   package
+======================= ==================== ============ =========================================
+``chgnet``              ``CHGNet-0.3.0``     6 (atoms),   ``chgnet`` 0.4.x (``CHGNet.load("0.3.0")``)
+                                             3 (bonds)
+``sevennet``            ``7net-0``           5            ``sevenn`` 0.13.x (SevenNet-0, 11 Jul 2024)
+======================= ==================== ============ =========================================
+
+**Finite clusters.**  Both models are periodic (CHGNet builds a pymatgen ``Structure``, which always
+has a lattice).  A non-periodic spec (``periodic=False``, the default) therefore puts the cluster in
+an orthorhombic box of its own extent plus ``vacuum`` Å on every side (default 6 Å, so periodic
+images are ≥ 12 Å apart — more than either cutoff) and evaluates that.  Once the gap between
+images (2 × ``vacuum``) exceeds the model's cutoff no atom sees an image, so the energy does not
+depend on the box (tested to 1e-6 eV); ``vacuum`` below half the cutoff is refused.  The box is
+rebuilt around the current positions at every evaluation, so a relaxation never runs into it.
+``periodic=True`` uses the structure's own cell (slabs, bulk cells) and also returns the stress.
+
+**Units.**  Energies eV (total, extensive), forces eV/Å, stress eV/Å³ (ASE Voigt order, periodic
+only).  The models predict in float32: energies are good to ~1e-5 relative, forces to ~1e-3 eV/Å.
+
+**Not modelled** (one-line :class:`~hetflow.errors.InputError` at the spec, see
+:meth:`CalcSpec._check_mlip`): a total charge, spin (multiplicity ≠ 1) and MO data.
+Elements outside the model's training set are refused before the first evaluation.
+
+**Settings** (``spec.settings``): ``vacuum`` (Å per side, non-periodic specs), ``threads`` (torch
+intra-op threads; else ``HETFLOW_THREADS``, else ``OMP_NUM_THREADS``, else all CPUs — prefer the
+environment variables, settings enter the content key), and for relaxations ``freeze`` and
+``optimizer_kwargs`` (see :mod:`hetflow.calculators.relax`).
+
+torch, chgnet and sevenn are imported only when one of these backends is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec
+from hetflow.errors import CalculatorError, InputError
+
+log = logging.getLogger("hetflow.calculators.mlip")
+
+#: Default empty space around a finite cluster on every side, Å.
+DEFAULT_VACUUM = 6.0
+
+#: Interaction cutoff of each model, Å (the largest graph cutoff the model builds).
+CUTOFF: dict[str, float] = {"CHGNet-0.3.0": 6.0, "7net-0": 5.0}
+
+#: Highest atomic number CHGNet 0.3.0 has an embedding for (its training set: H–Pu).
+CHGNET_MAX_Z = 94
+
+_KNOWN = {"vacuum", "threads", "freeze", "optimizer_kwargs"}
+
+_MODELS: dict[str, Any] = {}
+_MODELS_LOCK = threading.Lock()
+_EVAL_LOCK = threading.Lock()
+
+
+def mlip_settings(spec: CalcSpec) -> dict[str, Any]:
+    """The spec's settings for an MLIP backend, validated (``vacuum`` as float)."""
+    s = spec.settings_dict
+    unknown = set(s) - _KNOWN
+    if unknown:
+        raise InputError(
+            f"unknown {spec.backend} setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KNOWN))}"
+        )
+    out = dict(s)
+    try:
+        vac = float(out.get("vacuum", DEFAULT_VACUUM))
+    except (TypeError, ValueError):
+        raise InputError(f"setting 'vacuum' must be a number of Å, got {out.get('vacuum')!r}") from None
+    cut = CUTOFF[spec.method]
+    if not np.isfinite(vac) or 2 * vac <= cut:
+        raise InputError(
+            f"setting 'vacuum' must be > {cut / 2:g} Å so that periodic images of the cluster are farther "
+            f"apart than the {spec.method} cutoff ({cut:g} Å), got {out.get('vacuum')!r}"
+        )
+    out["vacuum"] = vac
+    return out
+
+
+def check_mlip_input(atoms: Atoms, spec: CalcSpec) -> None:
+    """Deterministic input errors (never retried): backend, empty structure, elements, cell."""
+    if spec.backend not in MLIP_BACKENDS:
+        raise InputError(f"backend {spec.backend!r} is not a machine-learned potential")
+    if len(atoms) == 0:
+        raise InputError("the structure has no atoms")
+    mlip_settings(spec)
+    if spec.backend == "chgnet":
+        bad = sorted({int(z) for z in atoms.numbers if z < 1 or z > CHGNET_MAX_Z})
+        if bad:
+            names = ", ".join(chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z) for z in bad)
+            raise InputError(f"{spec.method} has no parameters for element(s) {names} (only H–Pu, Z ≤ 94)")
+    if spec.periodic and abs(atoms.cell.volume) < 1e-6:
+        raise InputError("periodic=True needs a structure with a 3D cell (cell volume is zero)")
+
+
+def boxed(atoms: Atoms, vacuum: float) -> Atoms:
+    """A bare copy of a finite cluster centred in an orthorhombic box, ``vacuum`` Å on every side.
+
+    Only numbers and positions are kept (labels are not needed by the models); ``pbc`` is True.
+    """
+    pos = np.asarray(atoms.positions, dtype=float)
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    lengths = hi - lo + 2.0 * vacuum
+    out = Atoms(numbers=atoms.numbers, positions=pos - lo + vacuum, cell=np.diag(lengths), pbc=True)
+    return out
+
+
+def _torch_threads(settings: dict[str, Any]) -> int:
+    from hetflow.calculators.blas import default_threads
+
+    raw = settings.get("threads")
+    try:
+        n = int(raw) if raw is not None else default_threads()
+    except (TypeError, ValueError):
+        raise InputError(f"settings 'threads' must be an integer, got {raw!r}") from None
+    if n < 1:
+        raise InputError(f"settings 'threads' must be >= 1, got {n}")
+    return n
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise CalculatorError(
+            "the machine-learned potentials need PyTorch (CPU): pip install torch==2.13.0, then "
+            "pip install 'hetflow[mlip]'"
+        ) from None
+    return torch
+
+
+def _load_chgnet() -> Any:
+    try:
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+    except ImportError as exc:
+        raise CalculatorError(f"backend 'chgnet' needs the chgnet package ({exc}); pip install 'hetflow[mlip]'") from None
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
+        return CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="warn")
+
+
+def _sevennet_checkpoint() -> str:
+    try:
+        from sevenn import _const
+    except ImportError as exc:
+        raise CalculatorError(f"backend 'sevennet' needs the sevenn package ({exc}); pip install 'hetflow[mlip]'") from None
+    path = getattr(_const, "SEVENNET_0_11Jul2024", None)
+    if not path or not os.path.isfile(path):
+        # sevenn would download a missing checkpoint; hetflow never does (no network at run time)
+        raise CalculatorError(
+            f"SevenNet 7net-0 weights not found ({path}); the sevenn wheel ships them — reinstall sevenn"
+        )
+    return path
+
+
+def _load_sevennet() -> Any:
+    path = _sevennet_checkpoint()
+    from sevenn.calculator import SevenNetCalculator
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SevenNetCalculator(model=path, device="cpu")
+
+
+def model_calculator(method: str) -> Any:
+    """The (cached) ASE calculator of a pretrained model: loaded once per process."""
+    with _MODELS_LOCK:
+        calc = _MODELS.get(method)
+        if calc is None:
+            _import_torch()
+            t0 = time.perf_counter()
+            calc = _load_chgnet() if method == "CHGNet-0.3.0" else _load_sevennet()
+            log.info("loaded %s in %.1f s", method, time.perf_counter() - t0)
+            _MODELS[method] = calc
+        return calc
+
+
+def versions(spec: CalcSpec) -> dict[str, str]:
+    """Model name and package versions of an MLIP spec (for ``CalcResult.versions``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"model": spec.method}
+    pkg = "chgnet" if spec.backend == "chgnet" else "sevenn"
+    for name in (pkg, "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover
+            out[name] = "unknown"
+    if spec.backend == "sevennet":
+        out["checkpoint"] = Path(_sevennet_checkpoint()).parent.name
+    return out
+
+
+class MLIPEngine:
+    """Energy/force evaluations of one MLIP spec; ``compute(atoms)`` → ``EngineResult``.
+
+    Same interface as the xTB engines (:mod:`hetflow.calculators.xtb`), so the relaxation driver
+    (:mod:`hetflow.calculators.relax`) runs on either.  Sets torch's thread count on creation.
+    """
+
+    def __init__(self, spec: CalcSpec) -> None:
+        if spec.backend not in MLIP_BACKENDS:
+            raise InputError(f"backend {spec.backend!r} is not a machine-learned potential")
+        self.spec = spec
+        self.s = mlip_settings(spec)
+        torch = _import_torch()
+        self.threads = _torch_threads(self.s)
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        self.calc = model_calculator(spec.method)
+        self._checked: set[int] = set()
+
+    def _check_elements(self, atoms: Atoms) -> None:
+        zs = {int(z) for z in atoms.numbers} - self._checked
+        if not zs or self.spec.backend != "sevennet":
+            self._checked |= zs
+            return
+        known = {int(z) for z in self.calc.type_map}
+        bad = sorted(zs - known)
+        if bad:
+            raise InputError(
+                f"{self.spec.method} has no parameters for element(s) {', '.join(chemical_symbols[z] for z in bad)}"
+            )
+        self._checked |= zs
+
+    def compute(self, atoms: Atoms):
+        from ase.calculators.calculator import all_changes
+
+        from hetflow.calculators.xtb import EngineResult
+
+        self._check_elements(atoms)
+        if self.spec.periodic:
+            work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
+                         pbc=atoms.pbc if np.any(atoms.pbc) else True)
+            props = ["energy", "forces", "stress"]
+        else:
+            work = boxed(atoms, self.s["vacuum"])
+            props = ["energy", "forces"]
+        kw = {"task": "efs" if self.spec.periodic else "ef"} if self.spec.backend == "chgnet" else {}
+        with _EVAL_LOCK, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # the cached model calculator is shared by the threads of this process
+            warnings.simplefilter("ignore")
+            self.calc.calculate(work, props, all_changes, **kw)
+            res = dict(self.calc.results)
+        energy = float(np.asarray(res["energy"]).reshape(()))
+        forces = np.asarray(res["forces"], dtype=float).reshape(len(atoms), 3)
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            raise CalculatorError(f"{self.spec.method} returned a non-finite energy or force for {atoms.get_chemical_formula()}")
+        stress = None
+        if self.spec.periodic and "stress" in res:
+            stress = np.asarray(res["stress"], dtype=float)
+            if stress.shape == (3, 3):  # CHGNet gives the full tensor, SevenNet Voigt
+                from ase.stress import full_3x3_to_voigt_6_stress
+
+                stress = full_3x3_to_voigt_6_stress(stress)
+            stress = stress.reshape(6)
+        return EngineResult(energy=energy, forces=forces, stress=stress, scf_steps=None, recovery=[])
+
+
+def run_mlip(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
+    """Single point or relaxation with an MLIP backend, in this process."""
+    check_mlip_input(atoms, spec)
+    if spec.task == "relax":  # relaxations go through hetflow.calculators.relax (run_calculation)
+        raise InputError("run_mlip computes single points; relax through run_calculation")
+    t0 = time.perf_counter()
+    engine = MLIPEngine(spec)
+    r = engine.compute(atoms)
+    out = atoms.copy()
+    out.calc = None
+    extra: dict[str, Any] = {"threads": engine.threads}
+    if r.stress is not None:
+        extra["stress"] = r.stress.tolist()
+    return CalcResult(
+        energy=r.energy, forces=r.forces, atoms=out, converged=True, spec=spec, scf_steps=None,
+        opt_steps=None, wall_time=time.perf_counter() - t0, recovery=[], mo=None,
+        versions=versions(spec), extra=extra, force_calls=1,
+    )
