@@ -121,7 +121,8 @@ class CalcSpec:
         from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
 
         for name in ("backend", "method", "task", "optimizer"):
-            validate.text(getattr(self, name), name, max_len=64)
+            if getattr(self, name) is not None or name in ("backend", "task"):  # None: the backend's default
+                validate.text(getattr(self, name), name, max_len=64)
         object.__setattr__(self, "method", canonical_method(self.backend, self.method))
         if self.task not in ("single_point", "relax"):
             raise InputError(f"unknown task {self.task!r}; choose single_point or relax")
