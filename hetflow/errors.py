@@ -42,3 +42,11 @@ class WorkflowError(HetflowError):
 class CalculationStopped(CalculatorError):
     """A calculation stopped before its end on purpose (walltime reached) with its restart
     files in place: not a failure — resubmitting the task resumes it."""
+
+
+class StoreError(WorkflowError):
+    """The result store cannot be read or written (locked, corrupt, disk full, unreachable)."""
+
+
+class OutputError(HetflowError):
+    """A file hetflow must write cannot be written (disk full, quota, not a directory)."""

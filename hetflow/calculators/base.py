@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
 Backend = Literal["tblite", "xtb-python", "cp2k", "chgnet", "sevennet", "fake"]
@@ -117,17 +118,28 @@ class CalcSpec:
     prerelax: str | None = None
 
     def __post_init__(self) -> None:
+        from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
+
+        for name in ("backend", "method", "task", "optimizer"):
+            if getattr(self, name) is not None or name in ("backend", "task"):  # None: the backend's default
+                validate.text(getattr(self, name), name, max_len=64)
         object.__setattr__(self, "method", canonical_method(self.backend, self.method))
         if self.task not in ("single_point", "relax"):
             raise InputError(f"unknown task {self.task!r}; choose single_point or relax")
-        if int(self.multiplicity) < 1:
-            raise InputError(f"multiplicity must be >= 1, got {self.multiplicity}")
-        if self.fmax <= 0:
-            raise InputError(f"fmax must be > 0 eV/Å, got {self.fmax}")
-        if self.max_steps < 0:
-            raise InputError(f"max_steps must be >= 0, got {self.max_steps}")
+        for name in ("periodic", "want_mo"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(f"{name} must be true or false, got {validate.shown(getattr(self, name))}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "charge", validate.integer(self.charge, "charge", lo=-1000, hi=1000))
+        object.__setattr__(self, "multiplicity", validate.integer(self.multiplicity, "multiplicity", lo=1, hi=1000))
+        validate.number(self.fmax, "fmax (eV/Å)", lo=0, lo_open=True, hi=1000)  # kept as given: it is hashed
+        object.__setattr__(self, "max_steps", validate.integer(self.max_steps, "max_steps", lo=0, hi=10**7))
         if isinstance(self.settings, dict):
+            validate.mapping(self.settings, "settings")
             object.__setattr__(self, "settings", _freeze(self.settings))
+        if not isinstance(self.settings, tuple):
+            raise InputError(f"settings must be a mapping, got {type(self.settings).__name__}")
+        validate.finite_data(self.settings_dict, "settings")
         self._check_mlip()
 
     def _check_mlip(self) -> None:
@@ -230,66 +242,6 @@ def calc_key(atoms: Atoms, spec: CalcSpec) -> str:
     """Content key of a calculation = hash(structure, spec, calculation-code version)."""
     blob = f"{structure_fingerprint(atoms)}|{spec.key()}|{CALC_CODE_VERSION}"
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-@dataclass
-class MOData:
-    """Molecular-orbital data of a converged calculation.
-
-    eigenvalues: (nmo,) orbital energies in eV.
-    occupations: (nmo,) occupation numbers (0…2 for closed shell).
-    coefficients: (nao, nmo) MO coefficients, or None (CP2K gives projections instead).
-    overlap: (nao, nao) AO overlap matrix, or None.
-    ao_atom: (nao,) index of the atom each AO sits on, or None.
-    projections: optional mapping group name → (nmo,) fraction of each MO on that group
-        (what CP2K's ``&LDOS`` lists give, or the stored domain fractions of a summary).
-    data_file: path of the ``.npz`` holding the full data (:mod:`hetflow.calculators.mo_io`)
-        when this is a summary read from JSON or the store (then coefficients/overlap are
-        None); :meth:`full` loads it.
-    """
-
-    eigenvalues: np.ndarray
-    occupations: np.ndarray
-    coefficients: np.ndarray | None = None
-    overlap: np.ndarray | None = None
-    ao_atom: np.ndarray | None = None
-    projections: dict[str, np.ndarray] | None = None
-    data_file: str | None = None
-
-    def full(self) -> "MOData":
-        """This MO data with coefficients and overlap (loaded from ``data_file`` if needed)."""
-        from hetflow.calculators.mo_io import load_full
-
-        return load_full(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "eigenvalues": np.asarray(self.eigenvalues).tolist(),
-            "occupations": np.asarray(self.occupations).tolist(),
-        }
-        for name in ("coefficients", "overlap", "ao_atom"):
-            v = getattr(self, name)
-            if v is not None:
-                out[name] = np.asarray(v).tolist()
-        if self.projections is not None:
-            out["projections"] = {k: np.asarray(v).tolist() for k, v in self.projections.items()}
-        if self.data_file is not None:
-            out["data_file"] = self.data_file
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MOData":
-        arr = lambda k: None if d.get(k) is None else np.asarray(d[k])  # noqa: E731
-        proj = d.get("projections")
-        return cls(
-            eigenvalues=np.asarray(d["eigenvalues"], dtype=float),
-            occupations=np.asarray(d["occupations"], dtype=float),
-            coefficients=arr("coefficients"),
-            overlap=arr("overlap"),
-            ao_atom=None if d.get("ao_atom") is None else np.asarray(d["ao_atom"], dtype=int),
-            projections=None if proj is None else {k: np.asarray(v) for k, v in proj.items()},
-            data_file=d.get("data_file"),
-        )
 
 
 @dataclass

@@ -283,10 +283,8 @@ class MLIPEngine:
 def run_mlip(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
     """Single point or relaxation with an MLIP backend, in this process."""
     check_mlip_input(atoms, spec)
-    if spec.task == "relax":
-        from hetflow.calculators.relax import relax
-
-        return relax(atoms, spec, workdir)
+    if spec.task == "relax":  # relaxations go through hetflow.calculators.relax (run_calculation)
+        raise InputError("run_mlip computes single points; relax through run_calculation")
     t0 = time.perf_counter()
     engine = MLIPEngine(spec)
     r = engine.compute(atoms)

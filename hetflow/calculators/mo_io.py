@@ -35,20 +35,78 @@ Read back, every array is bit-identical to what was stored (float32 stays float3
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from hetflow.calculators.base import MOData
 from hetflow.errors import InputError
 
-__all__ = ["FORMAT", "MO_FILE", "write_mo_npz", "read_mo_npz", "mo_reference", "load_full"]
+__all__ = ["FORMAT", "MO_FILE", "MOData", "write_mo_npz", "read_mo_npz", "mo_reference", "load_full"]
 
 FORMAT = "hetflow-mo/1"
 #: name of the MO file in a task directory
 MO_FILE = "mo.npz"
 _PROJ = "proj__"
+
+
+@dataclass
+class MOData:
+    """Molecular-orbital data of a converged calculation.
+
+    eigenvalues: (nmo,) orbital energies in eV.
+    occupations: (nmo,) occupation numbers (0…2 for closed shell).
+    coefficients: (nao, nmo) MO coefficients, or None (CP2K gives projections instead).
+    overlap: (nao, nao) AO overlap matrix, or None.
+    ao_atom: (nao,) index of the atom each AO sits on, or None.
+    projections: optional mapping group name → (nmo,) fraction of each MO on that group
+        (what CP2K's ``&LDOS`` lists give, or the stored domain fractions of a summary).
+    data_file: path of the ``.npz`` holding the full data (:mod:`hetflow.calculators.mo_io`)
+        when this is a summary read from JSON or the store (then coefficients/overlap are
+        None); :meth:`full` loads it.
+    """
+
+    eigenvalues: np.ndarray
+    occupations: np.ndarray
+    coefficients: np.ndarray | None = None
+    overlap: np.ndarray | None = None
+    ao_atom: np.ndarray | None = None
+    projections: dict[str, np.ndarray] | None = None
+    data_file: str | None = None
+
+    def full(self) -> "MOData":
+        """This MO data with coefficients and overlap (loaded from ``data_file`` if needed)."""
+        return load_full(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "eigenvalues": np.asarray(self.eigenvalues).tolist(),
+            "occupations": np.asarray(self.occupations).tolist(),
+        }
+        for name in ("coefficients", "overlap", "ao_atom"):
+            v = getattr(self, name)
+            if v is not None:
+                out[name] = np.asarray(v).tolist()
+        if self.projections is not None:
+            out["projections"] = {k: np.asarray(v).tolist() for k, v in self.projections.items()}
+        if self.data_file is not None:
+            out["data_file"] = self.data_file
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MOData":
+        arr = lambda k: None if d.get(k) is None else np.asarray(d[k])  # noqa: E731
+        proj = d.get("projections")
+        return cls(
+            eigenvalues=np.asarray(d["eigenvalues"], dtype=float),
+            occupations=np.asarray(d["occupations"], dtype=float),
+            coefficients=arr("coefficients"),
+            overlap=arr("overlap"),
+            ao_atom=None if d.get("ao_atom") is None else np.asarray(d["ao_atom"], dtype=int),
+            projections=None if proj is None else {k: np.asarray(v) for k, v in proj.items()},
+            data_file=d.get("data_file"),
+        )
 
 
 def write_mo_npz(mo: MOData, path: str | Path) -> Path:

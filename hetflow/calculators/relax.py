@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -199,9 +198,9 @@ def _optimizer(name: str, target: Any, trajectory: str | None, logfile: str | No
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    from hetflow.atomic import write_atomic  # unique temporary name per writer
+
+    write_atomic(path, json.dumps(data), fsync=False)
 
 
 def _load_checkpoint(workdir: Path, atoms: Atoms, cell_relax: bool) -> dict[str, Any] | None:

@@ -73,6 +73,12 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         return _run_prerelaxed(atoms, spec, wd)
 
     if spec.backend in MLIP_BACKENDS:
+        if spec.task == "relax":  # relax imports mlip: the MLIP relaxation is dispatched here
+            from hetflow.calculators.mlip import check_mlip_input
+            from hetflow.calculators.relax import relax
+
+            check_mlip_input(atoms, spec)
+            return relax(atoms, spec, wd)
         from hetflow.calculators.mlip import run_mlip
 
         return run_mlip(atoms, spec, wd)

@@ -78,18 +78,19 @@ def xtb_settings(spec: CalcSpec) -> dict[str, Any]:
     out = XTB_DEFAULTS | s
     if str(out["guess"]).lower() not in _GUESS:
         raise InputError(f"guess must be 'sad' or 'eeq', got {out['guess']!r}")
-    for k in ("accuracy", "electronic_temperature", "mixer_damping"):
-        try:
-            out[k] = float(out[k])
-        except (TypeError, ValueError):
-            raise InputError(f"setting {k!r} must be a number, got {out[k]!r}") from None
-        if out[k] <= 0:
-            raise InputError(f"setting {k!r} must be > 0, got {out[k]}")
+    from hetflow import validate  # finite numbers in range, integers integral ("abc", NaN refused)
+
+    limits = {"accuracy": (1e-4, 1e3), "electronic_temperature": (1e-6, 1e5), "mixer_damping": (1e-6, 1.0)}
+    for k, (lo, hi) in limits.items():
+        out[k] = validate.number(out[k], f"setting {k!r}", lo=lo, hi=hi, from_text=True)
     for k in ("scf_max_iter", "recovery_max_iter"):
-        if int(out[k]) < 1:
-            raise InputError(f"setting {k!r} must be >= 1, got {out[k]}")
-        out[k] = int(out[k])
+        out[k] = validate.integer(out[k], f"setting {k!r}", lo=1, hi=100_000, from_text=True)
+    out["verbosity"] = validate.integer(out["verbosity"], "setting 'verbosity'", lo=0, hi=3, from_text=True)
     return out
+
+
+#: atoms closer than this (Å) are coincident for xTB (tblite stops on exactly equal positions)
+MIN_DISTANCE = 0.1
 
 
 def check_xtb_input(atoms: Atoms, spec: CalcSpec) -> None:
@@ -103,6 +104,17 @@ def check_xtb_input(atoms: Atoms, spec: CalcSpec) -> None:
     check_charge_multiplicity(atoms.numbers, spec.charge, spec.multiplicity)
     if spec.periodic and abs(atoms.cell.volume) < 1e-6:
         raise InputError("periodic=True needs a structure with a 3D cell (cell volume is zero)")
+    if len(atoms) > 1:
+        from ase.neighborlist import neighbor_list
+
+        probe = atoms.copy() if spec.periodic else Atoms(atoms.numbers, positions=atoms.positions)
+        i, j, d = neighbor_list("ijd", probe, MIN_DISTANCE)
+        if len(d):
+            k = int(np.argmin(d))
+            a, b = int(i[k]), int(j[k])
+            raise InputError(f"atoms {min(a, b)} ({atoms[min(a, b)].symbol}) and {max(a, b)} "
+                             f"({atoms[max(a, b)].symbol}) of {atoms.get_chemical_formula()} are {d[k]:.3f} Å "
+                             f"apart (coincident atoms, < {MIN_DISTANCE} Å)")
 
 
 def _lattice(atoms: Atoms, spec: CalcSpec) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -185,7 +197,11 @@ class TBLiteEngine:
     def compute(self, atoms: Atoms) -> EngineResult:
         from tblite.exceptions import TBLiteRuntimeError, TBLiteValueError
 
-        calc = self._calculator(atoms)
+        try:
+            calc = self._calculator(atoms)
+        except (TBLiteRuntimeError, TBLiteValueError) as exc:  # e.g. coincident atoms mid-relaxation
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CalculatorError(f"tblite cannot set up {atoms.get_chemical_formula()}: {msg}") from None
         recovery: list[str] = []
         attempts = xtb_attempts(self.s)
         last_err = ""

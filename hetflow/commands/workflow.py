@@ -42,7 +42,7 @@ def _print_summary(summary, wfile) -> None:
     click.echo(f"{wfile.name}: {summary}")
     for name, msg in summary.failures.items():
         click.echo(f"  failed {name}: {msg.splitlines()[0]}")
-    click.echo(f"store: {wfile.store}   work dir: {wfile.workdir}")
+    click.echo(f"store: {wfile.store_shown}   work dir: {wfile.workdir}")  # never a password
 
 
 def register(app: click.Group) -> None:
@@ -125,7 +125,7 @@ def register(app: click.Group) -> None:
         if workflow:
             from hetflow.workflows.wfile import load_workflow_file
 
-            workdir = load_workflow_file(workflow).workdir
+            workdir = load_workflow_file(workflow, structures=False).workdir  # reads, never builds
         elif workdir is None:
             raise WorkflowError("give a workflow file or --workdir")
         rows, notes, header = collect_status(workdir, lines)
@@ -150,7 +150,7 @@ def register(app: click.Group) -> None:
         if workflow:
             from hetflow.workflows.wfile import load_workflow_file
 
-            wfile = load_workflow_file(workflow)
+            wfile = load_workflow_file(workflow, structures=False)  # reads, never builds
             store_loc, wfname = store_loc or wfile.store, wfile.name
         elif store_loc is None:
             raise WorkflowError("give a workflow file or --store")
@@ -165,7 +165,7 @@ def register(app: click.Group) -> None:
             rows.append([r.name, r.atoms.get_chemical_formula(), len(r.atoms), f"{r.energy:.6f}", fmax,
                          r.converged, r.spec.backend, r.spec.method, r.spec.task, r.key])
         if wfname and not all_rows:  # workflow order, not completion order
-            order = {n: i for i, n in enumerate(wfile.workflow.tasks)}
+            order = {n: i for i, n in enumerate(wfile.task_names())}
             rows.sort(key=lambda r: order.get(r[0], len(order)))
         if csv_out:
             fh = sys.stdout if csv_out == "-" else open(csv_out, "w", newline="")
@@ -179,7 +179,7 @@ def register(app: click.Group) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"{len(rows)} result(s) in {store._shown()}")
+        table = Table(title=f"{len(rows)} result(s) in {store.shown}")
         for c in cols:
             table.add_column(c, justify="right" if c in ("natoms", "energy_eV", "fmax_eV_per_A") else "left")
         for row in rows:
@@ -205,17 +205,21 @@ def register(app: click.Group) -> None:
         if workflow:
             from hetflow.workflows.wfile import load_workflow_file
 
-            wfile = load_workflow_file(workflow)
+            wfile = load_workflow_file(workflow, structures=False)  # reads, never builds
             if wfile.executor.get("type") in _SCHEDULERS:
                 opts = {k: v for k, v in wfile.executor.items()
                         if k not in ("type", "max_retries", "poll", "detached", "pack", "slots", "chain",
                                      "max_restarts")}
             if task_name:
-                if task_name not in wfile.workflow.tasks:
-                    raise WorkflowError(f"no task {task_name!r} in {wfile.path.name}")
+                if task_name not in wfile.task_names():
+                    raise WorkflowError(f"no task {task_name!r} in {wfile.path.name} (tasks named by files "
+                                        "or builders are known once the workflow has run or been submitted)")
                 workdir = workdir or str(TaskDir.for_task(wfile.workdir, task_name).root.resolve())
         opts |= _resource_overrides(**res)
         resources = JobResources.from_dict(opts)
         workdir = str(Path(workdir or ".").resolve())
-        cmd = shlex.split(command) if command else None
+        try:
+            cmd = shlex.split(command) if command else None
+        except ValueError as exc:
+            raise WorkflowError(f"--command: cannot split into words ({exc})") from None
         click.echo(render_job(scheduler, resources, job_name or task_name or "hetflow", workdir, cmd), nl=False)

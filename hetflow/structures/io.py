@@ -72,17 +72,20 @@ def write_structure(atoms: Atoms, path: str | Path) -> Path:
         return path
     a = atoms.copy()
     a.info = _encode_info(atoms.info)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp, a, format="extxyz")
-    tmp.replace(path)
-    return path
+    from hetflow.atomic import write_via  # unique temporary name, removed when the write fails
+
+    return write_via(path, lambda tmp: write(tmp, a, format="extxyz"))
 
 
 def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
-    """Read a structure (extxyz labels and JSON-encoded info restored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"structure file not found: {path}")
+    """Read a structure (extxyz labels and JSON-encoded info restored).
+
+    The file is checked first (:func:`hetflow.validate.structure_file`: a regular file of
+    bounded size whose atom-count header fits the file), and a CIF with partial occupancies
+    is refused (:func:`hetflow.validate.ordered_occupancies`)."""
+    from hetflow import validate
+
+    path = validate.structure_file(path)
     try:
         atoms = read(path, index=index)
     except KeyError as exc:
@@ -91,5 +94,6 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
         raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if isinstance(atoms, list):
         raise InputError(f"{path.name}: expected one structure, got {len(atoms)}")
+    validate.ordered_occupancies(atoms, path.name)
     atoms.info = _decode_info(atoms.info)
     return atoms

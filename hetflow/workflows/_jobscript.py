@@ -26,6 +26,7 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9_.,:+@%-]+$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?[KMGTkmgt]?[Bb]?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DIRECTIVE_BAD = re.compile(r"[\n\r;&|$`<>\\]")
+_MAX_WALLTIME_S = 366 * 86400
 
 
 def parse_walltime(value: str | int | float) -> int:
@@ -33,9 +34,15 @@ def parse_walltime(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise WorkflowError(f"invalid walltime {value!r}")
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WorkflowError(f"walltime must be a finite number of minutes, got {value!r}")
         if value <= 0:
             raise WorkflowError(f"walltime must be positive, got {value!r} minutes")
+        if value > _MAX_WALLTIME_S / 60:
+            raise WorkflowError(f"walltime {value!r} minutes is more than a year")
         return int(math.ceil(value * 60))
+    if not isinstance(value, str):
+        raise WorkflowError(f"invalid walltime {value!r}; use HH:MM:SS, D-HH:MM:SS or minutes")
     s = str(value).strip()
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?", s)
     if not m:
@@ -55,6 +62,8 @@ def parse_walltime(value: str | int | float) -> int:
         raise WorkflowError(f"invalid walltime {value!r}: seconds must be < 60")
     if secs <= 0:
         raise WorkflowError(f"walltime must be positive, got {value!r}")
+    if secs > _MAX_WALLTIME_S:
+        raise WorkflowError(f"walltime {value!r} is more than a year")
     return secs
 
 
@@ -99,6 +108,7 @@ class JobResources:
     python: str = field(default_factory=lambda: sys.executable)
 
     def __post_init__(self) -> None:
+        self._normalise_lists()
         for name in ("partition", "account"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not _SAFE_WORD.match(v)):
@@ -122,10 +132,38 @@ class JobResources:
             if "\n" in str(s):
                 raise WorkflowError("setup lines must be single lines (give a list)")
 
+    def _normalise_lists(self) -> None:
+        """List fields through the validation layer: a single string is one entry
+        (``modules: "cp2k/2023.1"`` → ``["cp2k/2023.1"]``; ``launcher: "srun --mpi=pmix"`` →
+        its shell words), never split per character; ``env`` must be a mapping."""
+        from hetflow import validate
+        from hetflow.errors import InputError
+
+        try:
+            self.modules = validate.str_list(self.modules, "modules", single="wrap")
+            self.setup = validate.str_list(self.setup, "setup", single="wrap")
+            self.extra_directives = validate.str_list(self.extra_directives, "extra_directives", single="wrap")
+            self.launcher = validate.str_list(self.launcher, "launcher", single="split")
+            env = validate.mapping(self.env, "env")
+            for k, v in env.items():
+                if isinstance(v, bool) or not isinstance(v, (str, int, float)) or v is None:
+                    raise InputError(f"env.{k} must be a string or a number, got {validate.shown(v)}")
+                validate.text(str(v), f"env.{k}", allow_empty=True)
+            self.env = {k: str(v) for k, v in env.items()}
+            self.python = validate.text(self.python, "python")
+            for name in ("partition", "account", "memory"):
+                v = getattr(self, name)
+                if v is not None and not isinstance(v, str) and not (name == "memory" and isinstance(v, int)):
+                    raise InputError(f"{name} must be a string, got {type(v).__name__} {validate.shown(v)}")
+        except InputError as exc:
+            raise WorkflowError(str(exc)) from None
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JobResources":
+        if not isinstance(d, dict):
+            raise WorkflowError(f"job options must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = set(map(str, d)) - known
         if unknown:
             raise WorkflowError(f"unknown job option(s): {', '.join(sorted(unknown))}")
         return cls(**d)

@@ -6,13 +6,38 @@ import shutil
 import time
 from pathlib import Path
 
+import re
+
+from hetflow import validate
 from hetflow.errors import WorkflowError
 from hetflow.workflows._engine import load_manifest
-from hetflow.workflows._taskdir import TaskDir, read_json, tail
+from hetflow.workflows._taskdir import TaskDir, read_json_dict, tail
+
+_DIR = re.compile(r"tasks/[A-Za-z0-9._-]+")
+
+
+def _text(v, default: str = "") -> str:
+    return validate.printable(v) if isinstance(v, (str, int, float)) and not isinstance(v, bool) else default
+
+
+def _tasks(man: dict, workdir: Path) -> dict[str, dict]:
+    """The manifest's task entries, each checked (a damaged or foreign workflow.json is an
+    error naming the file, not a traceback)."""
+    tasks = man.get("tasks")
+    if not isinstance(tasks, dict):
+        raise WorkflowError(f"{workdir / 'workflow.json'} is damaged (no task table); rerun run/submit to rewrite it")
+    out = {}
+    for name, t in tasks.items():
+        if not isinstance(name, str) or not isinstance(t, dict):
+            raise WorkflowError(f"{workdir / 'workflow.json'} is damaged (task entry {validate.shown(name)})")
+        d = t.get("dir")
+        out[name] = {"state": _text(t.get("state"), "unknown"), "message": _text(t.get("message")),
+                     "key": _text(t.get("key")), "dir": d if isinstance(d, str) and _DIR.fullmatch(d) else None}
+    return out
 
 
 def _live_states(kind: str, job_ids: list[str]) -> dict[str, str] | None:
-    from hetflow.workflows.executors import SCHEDULER_CLASSES
+    from hetflow.workflows.schedulers import SCHEDULER_CLASSES
 
     cmd = {"slurm": "squeue", "pbs": "qstat", "lsf": "bjobs"}.get(kind)
     if not cmd or not shutil.which(cmd) or not job_ids:
@@ -27,13 +52,13 @@ def _allocation(td: TaskDir, info: dict) -> str:
     """Which allocation a task ran (runs) in: ``pack-0002 task 3/6, slot 1 on node7``."""
     if not info.get("pack"):
         return ""
-    alloc = read_json(td.root / "allocation.json") or {}
+    alloc = read_json_dict(td.root / "allocation.json") or {}
     txt = f"{info['pack']} task {info.get('pack_index')}/{info.get('pack_size')}"
     if alloc.get("job_id") == info.get("job_id") or (alloc and not alloc.get("job_id")):
         txt += f", slot {alloc.get('slot')} on {alloc.get('host')}"
         if alloc.get("exit") is not None:
             txt += f", exit {alloc['exit']}"
-    if info.get("restarts"):
+    if isinstance(info.get("restarts"), list) and info["restarts"]:
         txt += f", {len(info['restarts'])} walltime restart(s)"
     return txt
 
@@ -45,14 +70,16 @@ def collect_status(workdir: str | Path, lines: int = 5):
     if man is None:
         raise WorkflowError(f"no workflow state in {workdir} (nothing run or submitted yet)")
     kind = man.get("executor", "local")
-    tasks = man["tasks"]
+    kind = kind if kind in ("local", "dask", "slurm", "pbs", "lsf") else "unknown"
+    tasks = _tasks(man, workdir)
     jobs = {}
     for name, t in tasks.items():
         if t.get("dir"):
-            info = read_json(workdir / t["dir"] / "job.json") or {}
-            if info.get("job_id"):
-                jobs[name] = str(info["job_id"])
-    infos = {n: read_json(workdir / t["dir"] / "job.json") or {} for n, t in tasks.items() if t.get("dir")}
+            info = read_json_dict(workdir / t["dir"] / "job.json") or {}
+            jid = info.get("job_id")
+            if isinstance(jid, (str, int)) and not isinstance(jid, bool) and re.fullmatch(r"[\w.\[\]-]+", str(jid)):
+                jobs[name] = str(jid)
+    infos = {n: read_json_dict(workdir / t["dir"] / "job.json") or {} for n, t in tasks.items() if t.get("dir")}
     chained = {n for n, t in tasks.items() if t["state"] == "pending" and infos.get(n, {}).get("chained")}
     live = _live_states(kind, sorted({jobs[n] for n, t in tasks.items() if n in jobs
                                       and (t["state"] == "running" or n in chained)}))
@@ -61,9 +88,10 @@ def collect_status(workdir: str | Path, lines: int = 5):
         state, msg = t["state"], t.get("message", "")
         job = jobs.get(name, "")
         td = TaskDir(workdir / t["dir"]) if t.get("dir") else None
-        where = _allocation(td, infos.get(name, {})) if td is not None else ""
+        where = validate.printable(_allocation(td, infos.get(name, {}))) if td is not None else ""
         if name in chained and td is not None:
-            after = ",".join(infos[name].get("after") or [])
+            after_ids = infos[name].get("after")
+            after = ",".join(map(str, after_ids)) if isinstance(after_ids, list) else ""
             if td.result.exists():
                 state, msg = "finished", "chain link finished (rerun submit to ingest)"
             elif live is not None and job in live:
@@ -83,16 +111,18 @@ def collect_status(workdir: str | Path, lines: int = 5):
         if td is not None and state in ("failed", "vanished"):
             info = td.job_info()
             block = [f"--- {name} ({state})"]
-            err = read_json(td.error)
+            err = read_json_dict(td.error)
             if err:
-                block.append(f"  error: {err.get('message', '')}")
+                block.append(f"  error: {_text(err.get('message'))}")
             for loss in info.get("losses", []):
-                block.append("  lost: " + loss.replace("\n", "\n  "))
+                block.append("  lost: " + str(loss).replace("\n", "\n  "))
             for label, path in (("stdout", td.stdout), ("stderr", td.stderr)):
                 text = tail(path, lines).rstrip()
                 if text:
                     block.append(f"  {label} tail ({path}):\n" + "\n".join("    " + ln for ln in text.splitlines()))
             notes.append("\n".join(block))
-    age = time.time() - man.get("updated", time.time())
-    header = f"workflow {man['name']} ({kind}); last controller update {age:.0f} s ago: {man.get('summary', '')}"
+    updated = man.get("updated")
+    age = time.time() - updated if isinstance(updated, (int, float)) and not isinstance(updated, bool) else 0.0
+    header = (f"workflow {_text(man.get('name'), '?')} ({kind}); last controller update {age:.0f} s ago: "
+              f"{_text(man.get('summary'))}")
     return rows, notes, header

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hetflow.workflows._taskdir import TaskDir, encode_atoms, write_json_atomic
+from hetflow.workflows._taskdir import TaskDir, encode_atoms, payload_problem, write_json_atomic
 
 
 def _versions() -> dict[str, str]:
@@ -97,13 +97,22 @@ def run_task_dir(path: str | Path) -> str:
     name, key, atoms, spec = td.load_input()
     if td.result_for(key) is not None:
         return "done"
-    td.clear_outcome()
+    td.error.unlink(missing_ok=True)
     started = time.time()
+
+    def fail(message: str, tb: str = "") -> str:
+        write_json_atomic(td.error, {
+            "name": name, "key": key, "message": message, "traceback": tb[-4000:],
+            "host": socket.gethostname(), "start": started, "end": time.time(),
+        })
+        return "failed"
+
     from hetflow.workflows.progress import task_log
 
     try:
         with task_log(td.root / "worker.log"):  # not onto the controller's terminal
             res = _run_calculation(atoms, spec, str(td.root))
+        payload = result_payload(name, key, res, started, time.time(), mo_dir=td.root)
     except CalculationStopped as exc:
         write_json_atomic(td.root / "stopped.json", {
             "name": name, "key": key, "message": str(exc), "host": socket.gethostname(),
@@ -111,23 +120,29 @@ def run_task_dir(path: str | Path) -> str:
             "start": started, "end": time.time()})
         return "stopped"
     except Exception as exc:  # noqa: BLE001 - every failure becomes error.json
-        write_json_atomic(td.error, {
-            "name": name, "key": key, "message": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc()[-4000:], "host": socket.gethostname(),
-            "start": started, "end": time.time(),
-        })
-        return "failed"
-    write_json_atomic(td.result, result_payload(name, key, res, started, time.time(), mo_dir=td.root))
+        return fail(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    problem = payload_problem(payload)
+    if problem is not None:  # e.g. NaN energy: a calculation failure, not a lost worker
+        return fail(f"CalculatorError: {spec.backend} {spec.method} gave an unusable result for "
+                    f"{atoms.get_chemical_formula()}: {problem}")
+    write_json_atomic(td.result, payload)
     return "done"
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hetflow.errors import HetflowError
+
     argv = sys.argv[1:] if argv is None else argv
     rc = 0
     for p in argv:
-        outcome = run_task_dir(p)
+        try:
+            outcome = run_task_dir(p)
+        except HetflowError as exc:  # a damaged input file or a full disk: one line, next task
+            print(f"{p}: error: {exc}", file=sys.stderr, flush=True)
+            rc = 2
+            continue
         print(f"{p}: {outcome}", flush=True)
-        rc = rc or (outcome != "done")
+        rc = rc or int(outcome != "done")
     return int(rc)
 
 

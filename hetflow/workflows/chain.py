@@ -51,7 +51,7 @@ def is_deferred(td: TaskDir) -> bool:
 def resolve_deferred(td: TaskDir) -> str:
     """``"resolved"``, ``"plain"`` (nothing to do) or ``"failed"`` (parent has no result:
     ``error.json`` says so; the controller resubmits once the parent is done)."""
-    from hetflow.workflows.graph import CalcTask
+    from hetflow.workflows._tasks import CalcTask
 
     d = read_json(td.input)
     if not d or not d.get("deferred"):

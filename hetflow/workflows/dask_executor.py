@@ -24,7 +24,7 @@ from typing import Any
 
 from hetflow.errors import WorkflowError
 from hetflow.workflows._taskdir import TaskDir
-from hetflow.workflows.executors import Event
+from hetflow.workflows._event import Event
 
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
 
@@ -37,6 +37,18 @@ def _run_with_threads(taskdir: str, threads: int) -> str:
     from hetflow.workflows._worker import run_task_dir
 
     return run_task_dir(taskdir)
+
+
+def _count(value: Any, what: str, default: int, lo: int = 1) -> int:
+    from hetflow import validate
+    from hetflow.errors import InputError
+
+    if value is None:
+        return default
+    try:
+        return validate.integer(value, what, lo=lo, hi=100_000)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 class DaskExecutor:
@@ -57,12 +69,13 @@ class DaskExecutor:
             raise WorkflowError("give either a scheduler address or a jobqueue cluster, not both")
         if cluster_options and not jobqueue:
             raise WorkflowError(f"unknown dask executor option(s): {', '.join(sorted(cluster_options))}")
-        self.address, self.jobqueue, self.jobs = address, jobqueue, int(jobs)
-        self.threads = int(threads or 1)
-        self.workers = int(workers or max(1, (os.cpu_count() or 1) // self.threads))
-        if self.workers < 1 or self.threads < 1:
-            raise WorkflowError("workers and threads must be >= 1")
-        self.max_retries = int(max_retries)
+        if address is not None and not isinstance(address, str):
+            raise WorkflowError(f"address must be a string like tcp://host:8786, got {address!r}")
+        self.address, self.jobqueue = address, jobqueue
+        self.jobs = _count(jobs, "jobs", 1)
+        self.threads = _count(threads, "threads", 1)
+        self.workers = _count(workers, "workers", max(1, (os.cpu_count() or 1) // self.threads))
+        self.max_retries = _count(max_retries, "max_retries", 2, lo=0)
         self.cluster_options = cluster_options
         self._client = None
         self._cluster = None

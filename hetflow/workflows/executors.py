@@ -4,7 +4,8 @@
 
 * :class:`LocalExecutor` — a pool of N worker processes with T threads each
   (``OMP_NUM_THREADS=T``).  A worker killed mid-task breaks the pool; the pool is rebuilt and
-  the lost tasks resubmitted up to ``max_retries``.
+  the lost tasks resubmitted up to ``max_retries``.  Workers end with their controller, also
+  when it is killed with SIGKILL (``PR_SET_PDEATHSIG`` plus a parent watchdog).
 * :class:`BatchExecutor` — one batch job per task on Slurm (``sbatch``; state from
   ``squeue``/``scontrol``, no accounting database needed), PBS (``qsub``/``qstat``) or LSF
   (``bsub``/``bjobs``).  A job that leaves the queue without a result or error file (cancelled,
@@ -19,30 +20,28 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import re
 import shutil
-import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
+from hetflow.workflows._event import Event
 from hetflow.workflows._taskdir import TaskDir, tail
+from hetflow.workflows.schedulers import LSF, PBS, SCHEDULER_CLASSES, Scheduler, Slurm, _run  # noqa: F401 - re-exported
+
+__all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES", "Scheduler", "Slurm",
+           "PBS", "LSF"]
 
 
-@dataclass
-class Event:
-    """Something happened to a task: ``finished`` (look at its files) or ``lost``."""
-
-    name: str
-    kind: str
-    message: str = ""
-
-
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Pool-worker start: thread counts, and end with the controller (even after its SIGKILL)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if parent is not None:
+        from hetflow.procs import die_with_parent
+
+        die_with_parent(parent)
 
 
 def _run_in_worker(taskdir: str) -> str:
@@ -62,17 +61,15 @@ class LocalExecutor:
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_retries: int = 2):
         cores = os.cpu_count() or 1
-        self.threads = int(threads or 1)
-        self.workers = int(workers or max(1, cores // self.threads))
-        if self.workers < 1 or self.threads < 1:
-            raise WorkflowError("workers and threads must be >= 1")
-        self.max_retries = int(max_retries)
+        self.threads = _count(threads, "threads", 1)
+        self.workers = _count(workers, "workers", max(1, cores // self.threads))
+        self.max_retries = _count(max_retries, "max_retries", 2, lo=0)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._futures: dict[cf.Future, str] = {}
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(self.threads,))
+                                      initializer=_init_worker, initargs=(self.threads, os.getpid()))
 
     def open(self, workdir: Path) -> None:
         self._pool = None
@@ -108,6 +105,27 @@ class LocalExecutor:
             self._pool = None
         return events
 
+    def abort(self) -> None:
+        """Stop every worker now (interrupt, fatal error): SIGTERM, then SIGKILL after 3 s.
+        Their tasks are computed again by the next run (relaxations resume from checkpoints)."""
+        pool, self._pool = self._pool, None
+        self._futures.clear()
+        if pool is None:
+            return
+        procs_ = list(getattr(pool, "_processes", {}).values())
+        for p in procs_:
+            try:
+                p.terminate()
+            except (OSError, AttributeError):
+                pass
+        deadline = time.monotonic() + 3.0
+        for p in procs_:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -115,115 +133,16 @@ class LocalExecutor:
         self._futures.clear()
 
 
-# -- schedulers --------------------------------------------------------------------
-def _run(cmd: list[str], cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _count(value, what: str, default: int, lo: int = 1) -> int:
+    from hetflow import validate
+    from hetflow.errors import InputError
+
+    if value is None:
+        return default
     try:
-        return subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError as exc:
-        raise WorkflowError(f"scheduler command {cmd[0]!r} not found on PATH") from exc
-    except subprocess.TimeoutExpired:
-        raise WorkflowError(f"scheduler command {cmd[0]!r} did not answer within 60 s") from None
-
-
-class Scheduler:
-    """Adapter for one batch system: submit a script, list live jobs, describe a job."""
-
-    name = ""
-    commands: tuple[str, ...] = ()  # programs that must be on PATH (submit, query)
-
-    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:  # pragma: no cover - interface
-        """Submit ``script``; ``after``: job ids that must end successfully first (scheduler-side
-        dependency; a job whose dependency failed is removed by the scheduler)."""
-        raise NotImplementedError
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:  # pragma: no cover - interface
-        """Job id → state for jobs still known to the queue as not finished."""
-        raise NotImplementedError
-
-    def describe(self, job_id: str) -> str:
-        return ""
-
-
-class Slurm(Scheduler):
-    name = "slurm"
-    commands = ("sbatch", "squeue")
-    _FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-                 "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
-
-    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
-        dep = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=yes"] if after else []
-        p = _run(["sbatch", "--parsable", *dep, script.name], cwd=script.parent)
-        if p.returncode != 0:
-            raise WorkflowError(f"sbatch failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
-        return p.stdout.strip().split(";")[0]
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        p = _run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids)])
-        if p.returncode != 0 and "Invalid job id" not in p.stderr:
-            raise WorkflowError(f"squeue failed: {p.stderr.strip()}")
-        out = {}
-        for line in p.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] not in self._FINISHED:
-                out[parts[0]] = parts[1]
-        return out
-
-    def describe(self, job_id: str) -> str:
-        p = _run(["scontrol", "show", "job", job_id])
-        if p.returncode != 0:
-            return "no longer known to slurmctld"
-        m = dict(re.findall(r"(JobState|Reason|ExitCode)=(\S+)", p.stdout))
-        return ", ".join(f"{k}={v}" for k, v in m.items())
-
-
-class PBS(Scheduler):
-    name = "pbs"
-    commands = ("qsub", "qstat")
-
-    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
-        dep = ["-W", f"depend=afterok:{':'.join(after)}"] if after else []
-        p = _run(["qsub", *dep, script.name], cwd=script.parent)
-        if p.returncode != 0:
-            raise WorkflowError(f"qsub failed: {p.stderr.strip()}")
-        return p.stdout.strip()
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        out = {}
-        for jid in job_ids:
-            p = _run(["qstat", "-f", jid])
-            m = re.search(r"job_state = (\w)", p.stdout)
-            if p.returncode == 0 and m and m.group(1) not in ("C", "F", "X"):
-                out[jid] = m.group(1)
-        return out
-
-
-class LSF(Scheduler):
-    name = "lsf"
-    commands = ("bsub", "bjobs")
-
-    def submit(self, script: Path, after: tuple[str, ...] = ()) -> str:
-        dep = ["-w", " && ".join(f"done({j})" for j in after)] if after else []
-        p = _run(["bsub", *dep], cwd=script.parent, stdin=script.read_text())
-        m = re.search(r"Job <(\d+)>", p.stdout)
-        if p.returncode != 0 or not m:
-            raise WorkflowError(f"bsub failed: {(p.stderr or p.stdout).strip()}")
-        return m.group(1)
-
-    def live(self, job_ids: list[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        p = _run(["bjobs", "-noheader", "-o", "jobid stat", *job_ids])
-        out = {}
-        for line in p.stdout.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1] not in ("DONE", "EXIT"):
-                out[parts[0]] = parts[1]
-        return out
-
-
-SCHEDULER_CLASSES = {"slurm": Slurm, "pbs": PBS, "lsf": LSF}
+        return validate.integer(value, what, lo=lo, hi=100_000)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 class BatchExecutor:
@@ -257,6 +176,7 @@ class BatchExecutor:
         """``alive`` (tracked again), ``vanished: <why>`` or ``none`` for a task's last job."""
         info = td.job_info()
         jid = info.get("job_id")
+        jid = str(jid) if isinstance(jid, (str, int)) and not isinstance(jid, bool) else None
         if not jid or info.get("executor") != self.kind or info.get("state") == "lost":
             return "none"
         if jid in self.sched.live([jid]):

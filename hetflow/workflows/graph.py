@@ -15,103 +15,29 @@ task whose key is already in the store is not run again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import networkx as nx
 import numpy as np
 from ase import Atoms
 
-from hetflow.calculators.base import CalcSpec, calc_key
+from hetflow.calculators.base import CalcSpec
 from hetflow.errors import WorkflowError
+from hetflow.workflows._tasks import CalcTask, DerivedTask, Summary
 
-
-@dataclass
-class CalcTask:
-    """One calculation.  ``atoms`` may be None only when ``start_from`` names a parent."""
-
-    name: str
-    atoms: Atoms | None
-    spec: CalcSpec
-    start_from: str | None = None
-
-    def static_key(self) -> str | None:
-        """Content key when known before running anything (no parent geometry needed)."""
-        return None if self.start_from else calc_key(self.atoms, self.spec)
-
-    def start_atoms(self, parent_final: Atoms | None) -> Atoms:
-        """The structure to compute: own atoms, or the parent's final geometry.
-
-        With both, the task's own per-atom labels are kept and positions/cell taken from the
-        parent (same atom count required).
-        """
-        if self.start_from is None:
-            return self.atoms
-        if parent_final is None:
-            raise WorkflowError(f"task {self.name!r}: parent {self.start_from!r} has no structure")
-        if self.atoms is None:
-            return parent_final.copy()
-        if len(self.atoms) != len(parent_final):
-            raise WorkflowError(f"task {self.name!r}: {len(self.atoms)} atoms but parent "
-                                f"{self.start_from!r} has {len(parent_final)}")
-        out = self.atoms.copy()
-        out.positions = parent_final.positions
-        out.cell = parent_final.cell
-        return out
-
-
-@dataclass
-class DerivedTask:
-    """A Python callable over other tasks' results: ``func(**{input_name: result})``."""
-
-    name: str
-    func: Callable[..., Any]
-    inputs: tuple[str, ...]
-
-
-@dataclass
-class Summary:
-    """Counts of one workflow run."""
-
-    cached: int = 0
-    run: int = 0
-    ingested: int = 0
-    failed: int = 0
-    skipped: int = 0
-    derived: int = 0
-    pending: int = 0
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        parts = [f"{self.cached} cached", f"{self.run} run"]
-        if self.ingested:
-            parts.append(f"{self.ingested} recovered from work dir")
-        if self.derived:
-            parts.append(f"{self.derived} derived")
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.skipped:
-            parts.append(f"{self.skipped} skipped")
-        if self.pending:
-            parts.append(f"{self.pending} still queued")
-        return ", ".join(parts)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.pending
+__all__ = ["CalcTask", "DerivedTask", "Summary", "Workflow"]
 
 
 class Workflow:
     """A named DAG of tasks.  Build with :meth:`add_calc` / :meth:`add_derived`, then :meth:`run`."""
 
     def __init__(self, name: str = "workflow"):
-        self.name = name
+        self.name = _checked_name(name, "workflow name")
         self.graph = nx.DiGraph()
 
     # -- building ----------------------------------------------------------------
     def _add(self, name: str, task: CalcTask | DerivedTask, parents: list[str]) -> None:
-        if not name or not isinstance(name, str):
-            raise WorkflowError("task name must be a non-empty string")
+        _checked_name(name, "task name")
         if name in self.graph and "task" in self.graph.nodes[name]:
             raise WorkflowError(f"duplicate task name {name!r}")
         self.graph.add_node(name, task=task)
@@ -120,6 +46,13 @@ class Workflow:
 
     def add_calc(self, name: str, atoms: Atoms | None, spec: CalcSpec, start_from: str | None = None) -> str:
         """Add a calculation; ``start_from`` = task whose final structure is the start geometry."""
+        _checked_name(name, "task name")
+        if start_from is not None:
+            _checked_name(start_from, f"task {name!r}: start_from")
+        if not isinstance(spec, CalcSpec):
+            raise WorkflowError(f"task {name!r}: spec must be a CalcSpec, got {type(spec).__name__}")
+        if atoms is not None and not isinstance(atoms, Atoms):
+            raise WorkflowError(f"task {name!r}: the structure must be an ase.Atoms, got {type(atoms).__name__}")
         if atoms is None and start_from is None:
             raise WorkflowError(f"task {name!r} needs a structure or start_from")
         if atoms is not None and len(atoms) == 0:
@@ -131,6 +64,11 @@ class Workflow:
 
     def add_derived(self, name: str, func: Callable[..., Any], inputs: list[str] | tuple[str, ...]) -> str:
         """Add a derived step computed in the controller from ``inputs``' results."""
+        if not callable(func):
+            raise WorkflowError(f"derived task {name!r}: func must be callable")
+        inputs = tuple(inputs)
+        for i in inputs:
+            _checked_name(i, f"derived task {name!r}: input")
         self._add(name, DerivedTask(name, func, tuple(inputs)), list(inputs))
         return name
 
@@ -164,3 +102,13 @@ class Workflow:
         from hetflow.workflows.executors import LocalExecutor
 
         return Engine(self, store, executor or LocalExecutor(), workdir, progress=progress, **kw).run()
+
+
+def _checked_name(value: Any, what: str) -> str:
+    from hetflow import validate
+    from hetflow.errors import InputError
+
+    try:
+        return validate.name(value, what)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None

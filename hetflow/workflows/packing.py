@@ -44,7 +44,8 @@ from typing import Any
 from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._taskdir import TaskDir, read_json, tail, write_json_atomic
-from hetflow.workflows.executors import SCHEDULER_CLASSES, Event
+from hetflow.workflows._event import Event
+from hetflow.workflows.schedulers import SCHEDULER_CLASSES
 
 STOPPED = "stopped.json"
 ALLOCATION = "allocation.json"
@@ -126,8 +127,8 @@ class PackedBatchExecutor:
         """Submit the chain links whose parent is in flight, behind the parent's job (engine hook)."""
         if not self.chain:
             return
+        from hetflow.workflows._tasks import CalcTask
         from hetflow.workflows.chain import write_deferred
-        from hetflow.workflows.graph import CalcTask
 
         queued = {n for n, _, _ in self._pending}
         for name in engine.order:

@@ -15,18 +15,31 @@ Row contents (browse with ``ase db results.db``):
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from hetflow.calculators.base import CalcSpec, MOData
-from hetflow.errors import WorkflowError
+from hetflow import procs
+from hetflow.errors import HetflowError, StoreError, WorkflowError
 from hetflow.workflows._taskdir import decode_atoms
+
+log = logging.getLogger("hetflow.store")
+
+#: seconds a writer waits for the store lock held by a live process before giving up
+#: (environment variable HETFLOW_LOCK_TIMEOUT overrides)
+LOCK_TIMEOUT_S = 600.0
+_LOCK_WAIT_NOTICE_S = 2.0
 
 #: per-atom arrays ASE's database stores itself
 _ASE_ARRAYS = {"numbers", "positions", "momenta", "masses", "initial_magmoms",
@@ -56,6 +69,31 @@ def _is_url(location: str) -> bool:
     return location.startswith(("postgresql://", "postgres://"))
 
 
+def redact(location: str | Path) -> str:
+    """A store location safe to print or write: user and password of a ``postgresql://``
+    URL (and ``password=`` query parameters) replaced by ``…``."""
+    loc = str(location)
+    if not _is_url(loc):
+        return loc
+    try:
+        u = urlsplit(loc)
+        netloc = u.netloc
+        if "@" in netloc:
+            netloc = "…@" + netloc.rsplit("@", 1)[1]
+        query = urlencode([(k, "…" if k.lower() in ("password", "user") else v)
+                           for k, v in parse_qsl(u.query, keep_blank_values=True)], safe="…")
+        return urlunsplit((u.scheme, netloc, u.path, query, u.fragment))
+    except ValueError:
+        return loc.split("://", 1)[0] + "://…"
+
+
+def _lock_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get("HETFLOW_LOCK_TIMEOUT", LOCK_TIMEOUT_S)))
+    except ValueError:
+        return LOCK_TIMEOUT_S
+
+
 class ResultStore:
     """Cached results keyed by content key.  ``location``: SQLite path or postgresql:// URL."""
 
@@ -72,27 +110,52 @@ class ResultStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise WorkflowError(f"cannot create store directory {path.parent}: {exc.strerror or exc}") from None
+        if not self.is_postgres:
+            self._note_ase_lock()
         try:
-            self.db = ase.db.connect(self.location, type="postgresql" if self.is_postgres else "db")
+            # ASE's own lock file (<db>.lock) waits forever for a writer that was killed:
+            # hetflow serialises its writers itself (see _lock)
+            self.db = ase.db.connect(self.location, type="postgresql" if self.is_postgres else "db",
+                                     use_lock_file=False)
             self._ensure_unique_index()
         except ImportError as exc:
             raise WorkflowError(
                 f"PostgreSQL store needs psycopg2-binary and ase-db-backends ({exc})") from exc
-        except WorkflowError:
+        except HetflowError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection problems are user-fixable
-            raise WorkflowError(f"cannot open result store {self._shown()}: {str(exc).splitlines()[0]}") from exc
+            raise StoreError(f"cannot open result store {self._shown()}: {_store_detail(exc)}") from exc
 
     def _shown(self) -> str:
-        if self.is_postgres and "@" in self.location:  # hide a password
-            scheme, rest = self.location.split("://", 1)
-            return f"{scheme}://…@{rest.split('@', 1)[1]}"
-        return self.location
+        return redact(self.location)
+
+    @property
+    def shown(self) -> str:
+        """The location with credentials hidden (for messages, manifests, tables)."""
+        return redact(self.location)
+
+    def _note_ase_lock(self) -> None:
+        ase_lock = Path(f"{self.location}.lock")
+        if ase_lock.exists():
+            log.warning("note: ignoring %s (ASE's lock file, left by a killed writer?); hetflow locks "
+                        "the store itself — delete it if no `ase db` command is writing", ase_lock)
+
+    @contextmanager
+    def _guard(self, action: str):
+        """Database and file-system errors as one-line StoreErrors naming the store."""
+        try:
+            yield
+        except HetflowError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sqlite3/psycopg2/OS errors of the store
+            if self._is_duplicate(exc):
+                raise
+            raise StoreError(_store_message(self._shown(), action, exc)) from exc
 
     # -- low level ---------------------------------------------------------------
     def _ensure_unique_index(self) -> None:
         """Create the schema and the unique index once, serialised across processes."""
-        with self._init_lock():
+        with self._lock(0):
             self.db.count()  # creates the schema
             con = self.db._connect()
             try:
@@ -103,51 +166,114 @@ class ResultStore:
                 con.close()
 
     @contextmanager
-    def _init_lock(self, lock_id: int = 0):
-        """Cross-process exclusive lock: a PostgreSQL advisory lock or an flock on a side file.
+    def _lock(self, lock_id: int = 0):
+        """Cross-process exclusive lock with a bounded wait: a PostgreSQL advisory lock, or an
+        ``flock`` on ``<db>.hetflow-lock<id>`` (released by the kernel when its holder dies).
 
-        Writes take it too: ASE's PostgreSQL backend reads the new row id from the shared
-        sequence, which is only correct while no other session inserts at the same time.
+        The lock file records its holder; a holder that died without releasing is reported
+        when its lock is taken over, a live holder is named while waiting, and the wait ends
+        with a StoreError after ``HETFLOW_LOCK_TIMEOUT`` seconds (default 600).  Writes take
+        lock 1: ASE's PostgreSQL backend reads the new row id from the shared sequence, which
+        is only correct while no other session inserts at the same time.
         """
         if self.is_postgres:
-            import psycopg2
+            with self._pg_lock(lock_id):
+                yield
+            return
+        import fcntl
 
-            con = psycopg2.connect(self.location)
+        path = Path(f"{self.location}.hetflow-lock{lock_id}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store lock {path}: {exc.strerror or exc}") from None
+        try:
+            deadline, noticed = time.monotonic() + _lock_timeout(), False
+            t0 = time.monotonic()
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+                holder = _read_owner(fd)
+                if not noticed and time.monotonic() - t0 > _LOCK_WAIT_NOTICE_S:
+                    log.warning("waiting for the result store lock %s held by %s (a live process; time-out "
+                                "%.0f s, HETFLOW_LOCK_TIMEOUT)", path, procs.describe(holder), _lock_timeout())
+                    noticed = True
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"result store {self._shown()} is locked by {procs.describe(holder)} "
+                                     f"(still running) for more than {_lock_timeout():.0f} s; "
+                                     f"stop it or raise HETFLOW_LOCK_TIMEOUT")
+                time.sleep(0.1)
+            previous = _read_owner(fd)
+            if previous:  # a holder releases by clearing its record: this one died while writing
+                log.warning("taking over the result store lock %s from %s, which died while writing",
+                            path, procs.describe(previous))
+            _write_owner(fd, procs.me())
             try:
-                con.autocommit = True
-                con.cursor().execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID + lock_id,))
                 yield
             finally:
-                con.close()  # releases the session lock
-        else:
-            import fcntl
+                _write_owner(fd, None)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
-            with open(f"{self.location}.hetflow-lock{lock_id}", "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+    @contextmanager
+    def _pg_lock(self, lock_id: int):
+        import psycopg2
+
+        try:
+            con = psycopg2.connect(self.location)
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"cannot open result store {self._shown()}: {_first_line(exc)}") from None
+        try:
+            con.autocommit = True
+            cur = con.cursor()
+            deadline, t0, noticed = time.monotonic() + _lock_timeout(), time.monotonic(), False
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_ID + lock_id,))
+                if cur.fetchone()[0]:
+                    break
+                if not noticed and time.monotonic() - t0 > _LOCK_WAIT_NOTICE_S:
+                    log.warning("waiting for the result store lock of %s held by another session "
+                                "(time-out %.0f s, HETFLOW_LOCK_TIMEOUT)", self._shown(), _lock_timeout())
+                    noticed = True
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"result store {self._shown()} is locked by another session for more "
+                                     f"than {_lock_timeout():.0f} s")
+                time.sleep(0.1)
+            yield
+        finally:
+            con.close()  # releases the session lock (the server does so for a dead session too)
 
     # -- queries -----------------------------------------------------------------
     def has(self, key: str) -> bool:
-        return self.db.count(calc_key=key) > 0
+        with self._guard("reading"):
+            return self.db.count(calc_key=key) > 0
 
     def keys(self) -> set[str]:
-        return {row.calc_key for row in self.db.select("calc_key")}
+        with self._guard("reading"):
+            return {row.calc_key for row in self.db.select("calc_key")}
 
     def count(self) -> int:
-        return self.db.count("calc_key")
+        with self._guard("reading"):
+            return self.db.count("calc_key")
 
     def get(self, key: str) -> StoredResult | None:
-        for row in self.db.select(calc_key=key, limit=1):
-            return self._from_row(row)
+        with self._guard("reading"):
+            for row in self.db.select(calc_key=key, limit=1):
+                return self._from_row(row)
         return None
 
     def rows(self, workflow: str | None = None) -> Iterator[StoredResult]:
-        sel = {"workflow": workflow} if workflow else {}
-        for row in self.db.select("calc_key", sort="id", **sel):
-            yield self._from_row(row)
+        sel = {"workflow": _kv_text(workflow)} if workflow else {}
+        with self._guard("reading"):
+            rows = list(self.db.select("calc_key", sort="id", **sel))
+        for row in rows:
+            with self._guard("reading a row"):
+                out = self._from_row(row)
+            yield out
 
     def _from_row(self, row) -> StoredResult:
         atoms = row.toatoms()
@@ -156,8 +282,11 @@ class ResultStore:
             atoms.set_array(name, np.asarray(values))
         forces = row.get("forces")
         mo = data.get("mo")
+        names = data.get("names") or {}
+        name = names.get("task") if isinstance(names, dict) and isinstance(names.get("task"), str) \
+            else str(row.get("task", ""))
         return StoredResult(
-            key=row.calc_key, name=row.get("task", ""), energy=float(row.energy),
+            key=row.calc_key, name=name, energy=float(row.energy),
             forces=None if forces is None else np.asarray(forces), atoms=atoms,
             converged=bool(row.get("converged", True)), spec=CalcSpec.from_dict(dict(data["spec"])),
             provenance=dict(data.get("provenance") or {}),
@@ -178,27 +307,89 @@ class ResultStore:
         atoms.calc = SinglePointCalculator(atoms, energy=float(payload["energy"]), forces=forces)
         spec = payload["spec"]
         prov = dict(payload.get("provenance") or {}) | (extra_provenance or {})
-        data = {"spec": spec, "provenance": prov, "arrays": arrays, "extra": payload.get("extra") or {}}
+        data = {"spec": spec, "provenance": prov, "arrays": arrays, "extra": payload.get("extra") or {},
+                "names": {"task": str(payload.get("name", "")), "workflow": str(workflow)}}
         if payload.get("mo"):
             data["mo"] = payload["mo"]
         kvp = {
-            "calc_key": key, "task": str(payload.get("name", "")), "workflow": str(workflow),
+            "calc_key": key, "task": _kv_text(str(payload.get("name", ""))), "workflow": _kv_text(str(workflow)),
             "backend": str(spec.get("backend", "")), "method": str(spec.get("method", "")),
             "calc_task": str(spec.get("task", "")), "converged": bool(payload.get("converged", True)),
             "wall_time": float(payload.get("wall_time") or 0.0),
         }
         try:
-            with self._init_lock(1):
+            with self._lock(1):
                 if self.has(key):
                     return False
-                self.db.write(atoms, key_value_pairs=kvp, data=data)
+                with self._guard("writing"):
+                    self.db.write(atoms, key_value_pairs=kvp, data=data)
+        except HetflowError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a concurrent writer stored the same key first
             if self._is_duplicate(exc) and self.has(key):
                 return False
-            raise
+            raise StoreError(_store_message(self._shown(), "writing", exc)) from exc
         return True
 
     @staticmethod
     def _is_duplicate(exc: Exception) -> bool:
         text = f"{type(exc).__name__} {exc}".lower()
         return "unique" in text or "duplicate" in text or "integrity" in text
+
+
+def _kv_text(text: str) -> str:
+    """A name as an ASE key-value string: ASE refuses strings that read as a number or a
+    boolean ("1", "nan", "True"), so those — and names starting with "#" — get a "#" prefix
+    (the exact name is kept in the row's data as well)."""
+    from ase.db.core import convert_str_to_int_float_bool_or_str
+
+    if text.startswith("#") or not isinstance(convert_str_to_int_float_bool_or_str(text), str):
+        return "#" + text
+    return text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _store_detail(exc: BaseException) -> str:
+    """The first line of a store error, with disk-full errors said so."""
+    text = _first_line(exc)
+    low = f"{text} {getattr(exc, 'strerror', '') or ''}".lower()
+    if "disk is full" in low or "no space left" in low or "quota" in low \
+            or getattr(exc, "errno", None) in (28, 122):
+        return f"disk full (or quota exceeded): {text}"
+    return text
+
+
+def _store_message(shown: str, action: str, exc: BaseException) -> str:
+    text = _first_line(exc)
+    detail = _store_detail(exc)
+    low = text.lower()
+    if detail.startswith("disk full"):
+        return f"result store {shown}: {detail} (while {action})"
+    if "malformed" in low or "not a database" in low or "disk i/o error" in low:
+        return (f"result store {shown} is damaged ({text}); move it aside and rerun — results still "
+                f"in the work directory are ingested again")
+    if "locked" in low:
+        return f"result store {shown} is locked by another process ({text})"
+    return f"result store {shown}: {action} failed: {text}"
+
+
+def _read_owner(fd: int) -> dict | None:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        d = json.loads(raw.decode()) if raw.strip() else None
+        return d if isinstance(d, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_owner(fd: int, owner: dict | None) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        if owner:
+            os.pwrite(fd, json.dumps(owner).encode(), 0)
+    except OSError:
+        pass  # the owner record is informative; the flock is what locks

@@ -60,3 +60,92 @@ def assert_one_line_error(p, *words: str) -> str:
     for w in words:
         assert w.lower() in lines[0].lower(), f"{w!r} not in {lines[0]!r}"
     return lines[0]
+
+
+# ----------------------------------------------------------------------------- processes
+MARK_VAR = "HETFLOW_TEST_MARK"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+        return data[data.rindex(b")") + 2:].split()[0] in (b"Z", b"X")
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries ``HETFLOW_TEST_MARK=mark``:
+    a controller started by a test and everything it spawned (pool workers, the
+    multiprocessing resource tracker, tblite workers), however they were re-parented."""
+    needle = f"{MARK_VAR}={mark}".encode()
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env.split(b"\0") and not _is_zombie(int(d.name)):
+            out.append(int(d.name))
+    return out
+
+
+def wait_gone(mark: str, timeout: float = 15.0) -> list[int]:
+    """Wait until no marked process is left; returns those still alive after ``timeout``."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        left = marked_processes(mark)
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def kill_marked(mark: str) -> None:
+    """Clean-up after a failed assertion: SIGKILL the processes this test started."""
+    import signal
+
+    for pid in marked_processes(mark):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def start_cli(*args: str, mark: str, cwd: Path | None = None, env: dict | None = None):
+    """``python -m hetflow.cli ARGS`` as a background controller carrying ``mark`` in its
+    environment, in its own session (signals of the test runner do not reach it)."""
+    full_env = dict(os.environ) | (env or {}) | {MARK_VAR: mark}
+    return subprocess.Popen([sys.executable, "-m", "hetflow.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, start_new_session=True)
+
+
+def fake_yaml(names: list[str], sleep: float = 0.0, extra: str = "", chained: dict | None = None) -> str:
+    """A workflow file of FakeCalculator tasks (orchestration tests only): one single point per
+    G2 molecule name, plus ``chained`` = {new task: parent} relaxations starting from a parent."""
+    lines = ["name: t", f"spec: {{backend: fake, method: LJ, settings: {{sleep: {sleep}}}}}", "structures:",
+             f"  - {{builder: molecule, params: {{names: [{', '.join(names)}]}}}}"]
+    for child, parent in (chained or {}).items():
+        lines.append(f"  - {{name: {child}, from: {parent}, spec: {{task: relax, max_steps: 20}}}}")
+    return "\n".join(lines) + "\n" + extra
+
+
+def run_marked(*args: str, timeout: float, cwd: Path | None = None, env: dict | None = None):
+    """Run the CLI like :func:`run_cli`, but as a marked controller: on a time-out (a hang)
+    every process it started is killed and the test fails with what it printed."""
+    import uuid
+
+    mark = uuid.uuid4().hex
+    p = start_cli(*args, mark=mark, cwd=cwd, env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_marked(mark)
+        out, err = p.communicate()
+        pytest.fail(f"hetflow {' '.join(args)} hung for more than {timeout} s; stderr: {err[-600:]}")
+    finally:
+        kill_marked(mark)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)

@@ -288,7 +288,7 @@ def test_yaml_wrong_type_python(tmp_path):
     from hetflow.workflows.wfile import load_workflow_file
 
     (tmp_path / "wf.yaml").write_text(FAKE_YAML.format(extra="executor: {type: local, workers: many}\n"))
-    with pytest.raises(WorkflowError, match="wf.yaml: executor: invalid literal .*'many'"):
+    with pytest.raises(WorkflowError, match="wf.yaml: executor: workers must be an integer, got 'many'"):
         load_workflow_file(tmp_path / "wf.yaml")
 
 

@@ -292,11 +292,18 @@ def register_cif(path: str | Path, name: str | None = None, citation: str = "use
     Raises :class:`~hetflow.errors.InputError` for a missing, empty or malformed file and
     :class:`~hetflow.errors.StructureError` when two atoms are closer than 0.8 Å.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"CIF file not found: {path}")
+    from hetflow import validate
+
+    path = validate.regular_file(path, "CIF file", missing=f"CIF file not found: {path}")
     if path.stat().st_size == 0:
         raise InputError(f"CIF file is empty: {path}")
+    try:
+        from ase.io import read as _ase_read
+
+        ase_view = _ase_read(str(path), format="cif")
+    except Exception:  # noqa: BLE001 - pymatgen below gives the message for malformed files
+        ase_view = None
+    validate.ordered_occupancies(ase_view, path.name)  # the same refusal as calc and workflow files
     try:
         from pymatgen.core import Structure
         from pymatgen.io.ase import AseAtomsAdaptor

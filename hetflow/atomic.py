@@ -1,0 +1,111 @@
+"""Atomic file replacement with unique temporary names.
+
+``write_atomic(path, data)`` writes ``.<name>.tmp.<pid>.<random>.<host>`` next to ``path``,
+fsyncs and renames it over ``path`` (atomic on POSIX).  The name is unique per writer, so two
+processes writing the same file never collide on the temporary file; a failed write (disk
+full, quota) removes its temporary file and raises :class:`~hetflow.errors.OutputError`
+naming the path.  Temporary files of a writer that was killed are removed by the next write
+of the same file (and by :func:`sweep_stale` over a directory) once their writer is dead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Callable
+
+from hetflow import procs
+from hetflow.errors import OutputError
+
+_TMP = re.compile(r"^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})\.(?P<host>.+)$")
+
+
+def _target(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.name or path.name in (".", "..") or path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory, give a file name")
+    return path
+
+
+def tmp_path(path: str | Path) -> Path:
+    """A fresh temporary name next to ``path`` for this process."""
+    path = _target(path)
+    return path.with_name(f".{path.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}.{procs.hostname()}")
+
+
+def _fail(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def write_atomic(path: str | Path, data: bytes | str, fsync: bool = True) -> Path:
+    """Replace ``path`` by ``data`` atomically (see module doc)."""
+    path = _target(path)
+    sweep_stale(path.parent, path.name)
+    tmp = tmp_path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise _fail(path, exc) from None
+    return path
+
+
+def write_via(path: str | Path, writer: Callable[[Path], None]) -> Path:
+    """Atomic replacement for writers that take a file name (e.g. ``ase.io.write``):
+    ``writer(tmp)`` then rename."""
+    path = _target(path)
+    sweep_stale(path.parent, path.name)
+    tmp = tmp_path(path)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise _fail(path, exc) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
+def _remove(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def is_tmp(name: str) -> bool:
+    return _TMP.match(name) is not None
+
+
+def sweep_stale(directory: str | Path, name: str | None = None, all_hosts: bool = False) -> int:
+    """Remove temporary files in ``directory`` (of target ``name`` only, when given) whose
+    writer is dead: written on this host by a pid that is gone, or — with ``all_hosts``, when
+    the caller knows no writer elsewhere can be running — written on another host.  Returns the number removed."""
+    directory = Path(directory)
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for e in entries:
+        m = _TMP.match(e.name)
+        if not m or (name is not None and m.group("name") != name):
+            continue
+        if m.group("host") == procs.hostname():
+            if procs.pid_alive(int(m.group("pid"))):
+                continue  # its writer is still running (possibly this process)
+        elif not all_hosts:
+            continue
+        _remove(Path(e.path))
+        removed += 1
+    return removed
