@@ -27,7 +27,7 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.errors import StructureError
-from hetflow.structures.charge import counter_ion_coordination, formal_charge
+from hetflow.structures.charge import formal_charge
 
 __all__ = ["cs_faces", "surface_vacancies", "face_vacancy_counts", "MAX_FACE_FRACTION"]
 

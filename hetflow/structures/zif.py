@@ -41,10 +41,7 @@ __all__ = [
     "imidazole",
     "perovskite_fragment",
     "zif_fragment",
-    "geometric_score",
-    "ligand_exchange_products",
     "Reaction",
-    "ligand_exchange_reaction",
     "check_conservation",
 ]
 

@@ -296,7 +296,7 @@ def bulk_mode(settings: BulkSettings, method: str) -> str:
 def run_bulk_table(opts: RecipeOptions, keys=("alpha", "alpha-cubic", "gamma", "delta", "PbCl2", "PbI2"),
                    settings: BulkSettings | None = None):
     """``hetflow reproduce bulk``: the bulk phases as a report (:class:`ScanResult`)."""
-    from hetflow.workflows.recipes.exchange_scan import ScanResult
+    from hetflow.workflows.recipes.result import ScanResult
 
     settings = settings or (BulkSettings.quick() if opts.quick else BulkSettings())
     res, summary, complete = run_bulk(keys, opts, settings)

@@ -123,7 +123,6 @@ def _relax_cell_mlip(atoms: Atoms, fmax: float, max_steps: int, threads: int | N
 def _relax_ions_xtb(atoms: Atoms, method: str, supercell: tuple[int, int, int], fmax: float, max_steps: int,
                     threads: int | None, workdir: str | Path | None) -> tuple[Atoms, dict]:
     """Ions only, cell fixed, periodic xTB (tblite, Γ point) on ``supercell``; symmetrised back."""
-    from hetflow.calculators.base import CalcSpec
     from hetflow.calculators.run import run_calculation
 
     settings: dict[str, Any] = {} if threads is None else {"threads": int(threads)}

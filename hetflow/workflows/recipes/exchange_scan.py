@@ -30,7 +30,7 @@ tables; energies are eV inside and kcal/mol in the reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ from hetflow.structures.exchange import alloy_patterns, interfacial_series, laye
 from hetflow.structures.interface import build_heterostructure
 from hetflow.structures.nanocrystal import cut_nanocrystal
 from hetflow.workflows.graph import Workflow
+from hetflow.workflows.recipes.result import ScanResult
 from hetflow.workflows.recipes.common import (
     RecipeOptions,
     add_references,
@@ -97,19 +98,6 @@ class ScanModel:
     def reference_nc(self, hs: Atoms) -> Atoms:
         """The standalone NC: the heterostructure's perovskite domain, same cut, same vacancies."""
         return cut_nanocrystal(self.perovskite, tuple(hs.info["size"]), max_face_fraction=0.25)
-
-
-@dataclass
-class ScanResult:
-    """What a scan produced: report rows, qualitative checks, stored results by task."""
-
-    table: str
-    rows: list[dict[str, Any]]
-    checks: dict[str, bool | None]
-    results: dict[str, Any] = field(default_factory=dict)
-    summary: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    complete: bool = True
 
 
 # --------------------------------------------------------------------------- convergence gate

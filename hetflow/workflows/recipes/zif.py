@@ -27,14 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 
 from hetflow.errors import HetflowError, InputError
 from hetflow.structures.zif import PHASE_NAMES, Reaction, perovskite_fragment, zif_fragment
 from hetflow.workflows.recipes.bulk import BulkConvergence, BulkSettings, bulk_stages
 from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.exchange_scan import ScanResult
+from hetflow.workflows.recipes.result import ScanResult
 from hetflow.workflows.recipes.staged import TaskTuple, run_staged
 
 PHASES = ("alpha", "delta")
