@@ -8,10 +8,10 @@ pristine positions with the halides swapped), with the identical CalcSpec.  Forc
 FIRE relaxation = optimiser steps + 1 (``opt_steps`` in each task's result.json).  Target:
 warm ≤ 0.5 × cold force calls.  The pristine relaxation (needed by both) is reported apart.
 
-Small model so it finishes in minutes: ``size=(1, 1, 3)``, one Pb4S3Cl2 block (38 atoms,
+Small model so it finishes in minutes: ``size=(2, 2, 3)``, one Pb4S3Cl2 block (≈ 140 atoms,
 7 perovskite layers), GFN1-xTB, fmax 0.1 eV/Å (loose), both runs with 2 workers × 1 thread.
 
-    python bench/bench_exchange_scan.py [--size 1 1 3] [--fmax 0.1]
+    python bench/bench_exchange_scan.py [--size 2 2 3] [--fmax 0.1]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     from hetflow.workflows.store import ResultStore
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", nargs=3, type=int, default=(1, 1, 3))
+    p.add_argument("--size", nargs=3, type=int, default=(2, 2, 3))
     p.add_argument("--partner-cells", type=int, default=1)
     p.add_argument("--fmax", type=float, default=0.1)
     p.add_argument("--max-steps", type=int, default=400)

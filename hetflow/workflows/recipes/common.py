@@ -58,6 +58,9 @@ class RecipeOptions:
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
     mlip: the potential of ``level="mlip"``.
+    warm_start: relax each configuration from its parent's relaxed geometry (default); False
+        relaxes every configuration from the relaxed pristine model instead (the earlier scheme,
+        kept for the benchmark that compares the two).
     """
 
     level: str = "xtb"
@@ -74,6 +77,7 @@ class RecipeOptions:
     optimizer: str = "FIRE"
     prerelax: str | None = None
     mlip: str = "chgnet"
+    warm_start: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -165,8 +165,10 @@ def has_mo(opts: RecipeOptions) -> bool:
 
 
 def _config_task(wf: Workflow, cfg: Atoms, opts: RecipeOptions, parent_task: str) -> str:
-    """A configuration, relaxed from its parent's relaxed geometry (warm start, every mode)."""
-    return wf.add_calc(cfg.info["name"], cfg, make_spec(opts, "relax"), start_from=parent_task)
+    """A configuration, relaxed from its parent's relaxed geometry (warm start, every mode; with
+    ``opts.warm_start=False`` from the relaxed pristine model)."""
+    start = parent_task if opts.warm_start else "pristine"
+    return wf.add_calc(cfg.info["name"], cfg, make_spec(opts, "relax"), start_from=start)
 
 
 def _chain(wf: Workflow, configs: list[Atoms], opts: RecipeOptions, first_parent: str = "pristine") -> list[str]:
