@@ -35,6 +35,7 @@ def small_model(**kw) -> ScanModel:
 
 
 def capped(tmp_path, **kw):
+    """GFN1-xTB (tblite), every relaxation capped at one optimiser step."""
     return RecipeOptions(quick=True, max_steps=1, outdir=tmp_path, progress=False,
                          executor_options={"workers": 2, "threads": 1}, **kw)
 
@@ -151,17 +152,32 @@ def test_s2_nested_steps_strain_and_gate(tmp_path):
     assert isinstance(r.checks["first interfacial step most favourable"], bool)
 
 
-def test_s3_random_seeds_and_equal_counts(tmp_path):
-    """S3 plumbing on its faithful 3 × 3 × 5 model: four whole-plane patterns of 18 Cl, three random
-    seeds; relaxations capped, so the gate keeps every number out."""
-    r = run_s3(ScanModel(registry=small_model().registry), capped(tmp_path))
+def test_s3_workflow_on_its_faithful_model():
+    """The S3 graph on its 3 × 3 × 5 model (built, not run here: 501 atoms): four whole-plane
+    patterns of 18 Cl each, three random seeds, every pattern warm-started from model (d)."""
+    from hetflow.workflows.recipes.exchange_scan import s3_workflow
+
+    wf, hs, d_name, names, counts = s3_workflow(ScanModel(registry=small_model().registry),
+                                                RecipeOptions(quick=True, progress=False))
+    assert len(hs) == 501 and hs.info["perovskite_layers"] == 10
+    assert counts["n_target"] == 18 and all(counts["complete_planes"].values())
+    assert sum("-random" in n for n in names) == 3
+    assert {wf.task(n).start_from for n in names} == {d_name}
+    assert wf.task(d_name).start_from == "s1-bottom-N5"
+
+
+def test_s3_random_seeds_and_gate(tmp_path):
+    """run_s3 end to end (CHGNet, capped at one step, so nothing converges and the gate keeps
+    every number out) on a 2 × 2 × 5 model, where the patterns cannot all be whole planes."""
+    opts = RecipeOptions(level="mlip", quick=True, max_steps=1, outdir=tmp_path, progress=False,
+                         executor_options={"workers": 2, "threads": 1})
+    r = run_s3(ScanModel(size=(2, 2, 5), partner_cells=1, registry=small_model().registry), opts)
     assert r.complete
     assert [row["distribution"] for row in r.rows] == [
         "random", "CsI layer perpendicular", "CsI layer parallel", "PbI2 layer perpendicular"]
-    assert {row["x"] for row in r.rows} == {18}
-    assert all(r.extra["counts"]["complete_planes"].values())
+    assert len({row["x"] for row in r.rows}) == 1
     assert len(r.extra["random_seeds"]) == 3
-    assert all(row["ΔE total (kcal/mol)"] is None for row in r.rows)
+    assert all(row["ΔE total (kcal/mol)"] is None and row["status"].startswith("not converged") for row in r.rows)
     assert r.checks["every ordered distribution below random"] is None
 
 
@@ -176,7 +192,10 @@ def test_unknown_table_is_a_clear_error():
 def test_screen_ranks_a_new_pair(tmp_path):
     from hetflow.workflows.recipes.screen import ScreenPair, screen
 
-    rows = screen([ScreenPair.parse("CsPbBr3/Pb4S3Br2:I")], capped(tmp_path), echo=lambda s: None)
+    opts = RecipeOptions(level="mlip", quick=True, max_steps=1, outdir=tmp_path, progress=False,
+                         executor_options={"workers": 2, "threads": 1})
+    rows = screen([ScreenPair.parse("CsPbBr3/Pb4S3Br2:I")], opts, echo=lambda s: None, size=(2, 2, 3),
+                  partner_cells=1, geometric_registry=True)
     assert len(rows) == 1
     row = rows[0]
     assert row["exchange"] == "Br→I" and row["rank"] == 1

@@ -53,16 +53,24 @@ class ScreenPair:
 DEFAULT_PAIRS = ("CsPbCl3/Pb4S3Cl2:I", "CsPbCl3/Pb4S3Cl2:Br", "CsPbBr3/Pb4S3Br2:I")
 
 
-def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print) -> list[dict]:
+def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple[int, int, int] | None = None,
+           partner_cells: int | None = None, geometric_registry: bool = False) -> list[dict]:
     """Run the screen; returns rows ranked by |mismatch|, then by the mean bottom-first exchange
     energy of N = 1…5 (kcal/mol per halide, stepwise; only from converged relaxations — a pair
-    whose relaxations did not converge is ranked last and shows no energies)."""
+    whose relaxations did not converge is ranked last and shows no energies).
+
+    ``size``/``partner_cells`` override the recipe's model; ``geometric_registry`` takes each
+    pair's junction from the continuity score instead of GFN1-xTB probe energies."""
+    from hetflow.structures.interface import choose_registry
+
     from hetflow.workflows.recipes.report import band_edge_rows
 
     rows = []
     for pair in pairs:
         match = epitaxial_match(pair.perovskite, pair.partner)
-        r = run_s1(ScanModel(pair.perovskite, pair.partner, pair.target), opts, name=f"screen-{pair.slug}")
+        reg = choose_registry(pair.perovskite, pair.partner)[0].to_dict() if geometric_registry else None
+        model = ScanModel(pair.perovskite, pair.partner, pair.target, size=size, partner_cells=partner_cells, registry=reg)
+        r = run_s1(model, opts, name=f"screen-{pair.slug}")
         echo(f"{pair.label}: {r.summary}")
         if not r.complete:
             rows.append({"pair": pair.label, "status": "incomplete", "mismatch (%)": match.mismatch_percent})
