@@ -233,6 +233,11 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
         {"quantity": f"n × [E(α) − E(δ)], n = {n}", "hetflow (kJ/mol)": None if d_ad is None else _kj(n * d_ad),
          "Li et al. (kJ/mol)": n * PUBLISHED["alpha_minus_delta"], "converged": "yes" if bulk_conv else "**no**"},
     ]
+    # the gate: a number stands beside a published one only when what it comes from converged
+    for row in rows:
+        if row["converged"] not in ("yes", "–") and row["hetflow (kJ/mol)"] is not None:
+            row["hetflow (kJ/mol)"] = None
+            row["converged"] = "**no** — not shown (see the bulk / candidate tables)"
     decided = bulk_conv and prod_conv and d_ad is not None and dd is not None
     checks: dict[str, bool | None] = {
         "δ-CsPbI3 more stable than α in bulk": (d_ad > 0) if (bulk_conv and d_ad is not None) else None,
