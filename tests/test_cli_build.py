@@ -11,16 +11,23 @@ def run(*args, cwd=None):
 
 
 def test_build_heterostructure_writes_extxyz_and_summary(tmp_path):
-    r = run("build", "heterostructure", "--size", "2", "2", "3", "--partner-cells", "1", "-o", str(tmp_path / "hs.extxyz"))
+    r = run("build", "heterostructure", "--size", "2", "2", "3", "--partner-cells", "1", "--registry", "continuity",
+            "--png", "-o", str(tmp_path / "hs.extxyz"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "hs.extxyz").stat().st_size > 0
     assert "charge       +0" in r.stdout
-    assert "mismatch     -2.23 %" in r.stdout
-    assert "perovskite: " in r.stdout and "chalcohalide: " in r.stdout
+    assert "mismatch     -1.56 %" in r.stdout
+    assert "perovskite: 92 (Cl52Cs28Pb12)" in r.stdout and "chalcohalide: " in r.stdout
+    assert "perovskite 0 … 6 (7 layers" in r.stdout
+    assert "termination  CsX on every face" in r.stdout and "≤ 25% per face" in r.stdout
+    assert "chosen by continuity" in r.stdout
+    # the picture: a real PNG of two panels
+    png = tmp_path / "hs.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
 def test_build_slab_writes_cif_too(tmp_path):
-    r = run("build", "heterostructure", "--slab", "-o", str(tmp_path / "slab.extxyz"))
+    r = run("build", "heterostructure", "--slab", "--registry", "continuity", "-o", str(tmp_path / "slab.extxyz"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "slab.cif").exists()
 

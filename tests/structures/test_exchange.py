@@ -240,3 +240,46 @@ def test_unlabelled_structure_is_refused():
 def test_same_halide_refused(hs):
     with pytest.raises(InputError, match="nothing to exchange"):
         layer_series(hs, "interface", 1, target="Cl")
+
+
+# --------------------------------------------------------------------------- the recipes' models
+
+
+@pytest.mark.parametrize("size", [(2, 2, 5), (3, 3, 5)])
+def test_recipe_models_fit_the_tables(size):
+    """The quick and full models of the recipes: the N = 1…5 interface-first and bottom-first
+    series never share a site, model (d) keeps ≥ 2 CsPbCl3 layers between the CsPbI3 part and the
+    CsI interfacial layer, and the chalcohalide is two b/2 blocks thick."""
+    from hetflow.workflows.recipes.exchange_scan import MODELS
+
+    assert (size, 2) in MODELS.values()
+    model = build_heterostructure("CsPbCl3", "Pb4S3Cl2", size=size, partner_cells=2)
+    top = layer_series(model, "interface", 5)
+    bottom = layer_series(model, "bottom", 5)
+    for a, b in zip(top, bottom):
+        assert not set(a.info["exchanged_sites"]) & set(b.info["exchanged_sites"])
+    d = model_d(model)
+    s = np.array(d.get_chemical_symbols())
+    pv = d.arrays["domain"] == "perovskite"
+    cl_layers = sorted(set(d.arrays["layer"][pv & (s == "Cl")]))
+    assert cl_layers == [1, 2, 3, 4, 5] and len(cl_layers) >= 2
+    assert set(d.arrays["layer"][pv & (s == "I")]) == {0, 6, 7, 8, 9, 10}
+    assert model.info["partner_cells"] == 2 and model.info["counts"]["partner_planes"] >= 12
+
+
+def test_s3_model_patterns_are_whole_planes_of_equal_size(hs):
+    pats = alloy_patterns(hs, 0.2, seed=0)
+    assert {p.info["n_exchanged_step"] for p in pats} == {18}
+    assert all(p.info["complete_planes"] for p in pats)
+
+
+def test_paper_scale_model_fills_the_paper_box():
+    from hetflow.structures.interface import paper_scale_model
+
+    ps = paper_scale_model()
+    assert 1000 < len(ps) < 2000
+    assert formal_charge(ps) == 0
+    box = np.array(ps.info["box"])
+    assert box.tolist() == [52.0, 52.0, 68.0]
+    assert (ps.positions.min(axis=0) >= 5.0).all() and (ps.positions.max(axis=0) <= box - 5.0).all()
+    assert ps.info["counts"]["perovskite_layers"] == 11
