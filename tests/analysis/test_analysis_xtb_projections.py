@@ -9,13 +9,13 @@ from hetflow.analysis.projections import (
 )
 from hetflow.calculators import run_calculation
 from hetflow.calculators.base import CalcSpec
-from hetflow.structures.nanocrystal import cut_nanocrystal
 
 
 @pytest.fixture(scope="module")
-def iodide_capped():
-    """2×2×1 CsPbCl3 NC (36 atoms) with every halide of the top CsX plane exchanged to I."""
-    nc = cut_nanocrystal("CsPbCl3", (2, 2, 1))
+def iodide_capped(gapped_cluster):
+    """2×2×1 CsPbCl3 NC (36 atoms, symmetric termination) with every halide of the top CsX
+    plane exchanged to I."""
+    nc = gapped_cluster.copy()
     top = nc.arrays["layer"].max()
     syms = np.array(nc.get_chemical_symbols())
     sel = (nc.arrays["layer"] == top) & (syms == "Cl")

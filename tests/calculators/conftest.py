@@ -10,15 +10,10 @@ A_CUBIC = 5.605  # Å, cubic CsPbCl3
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Atoms:
-    """~40-atom neutral CsPbCl3 cluster (Cs12Pb4Cl20, 36 atoms) with domain/layer/role labels.
-
-    Cut with the lead's :func:`hetflow.structures.nanocrystal.cut_nanocrystal` (2×2×1 PbCl6
-    octahedra, charge 0).
-    """
-    from hetflow.structures.nanocrystal import cut_nanocrystal
-
-    atoms = cut_nanocrystal("CsPbCl3", size=(2, 2, 1), charge=0)
+def cluster(gapped_cluster) -> Atoms:
+    """Neutral CsPbCl3 cluster (Cs12Pb4Cl20, 36 atoms) with domain/layer/role labels and a clear
+    GFN1 gap (see ``tests/conftest.py``: symmetric hand termination of the 2×2×1 cut)."""
+    atoms = gapped_cluster.copy()
     assert len(atoms) == 36 and atoms.get_chemical_formula() == "Cl20Cs12Pb4"
     return atoms
 

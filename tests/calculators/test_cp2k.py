@@ -205,7 +205,7 @@ def test_cp2k_runs_past_the_poisson_solver_it_is_given(pbcl2, tmp_path, settings
 
 # ----------------------------------------------------------------------------- real runs (minutes)
 
-SNIPPET_SHAPED = {"vacuum": 4.0, "ldos_groups": {"Pb": [0], "Cl": [1, 2]}, "nlumo": 10}
+SNIPPET_SHAPED = {"vacuum": 4.0, "ldos_groups": {"Pb": [0], "Cl": [1, 2]}, "nlumo": 10}  # = README snippet
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +214,11 @@ def pbcl2_run(pbcl2, tmp_path_factory):
     (→ 10.8 Å cube, WAVELET), want_mo — ≈ 1.5 min on 2 cores."""
     if not HAVE_CP2K:
         pytest.skip("cp2k.psmp not installed")
+    from hetflow.structures.phases import get_phase
+
     wd = tmp_path_factory.mktemp("cp2k-pbcl2")
-    return pbcl2.copy(), wd, run_calculation(pbcl2.copy(), _spec(**SNIPPET_SHAPED), wd)
+    mol = get_phase("PbCl2-molecule")  # the README's CP2K snippet, verbatim
+    return mol.copy(), wd, run_calculation(mol, _spec(**SNIPPET_SHAPED), wd)
 
 
 @pytest.mark.cp2k

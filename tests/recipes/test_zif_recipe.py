@@ -65,7 +65,7 @@ def zif_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("zif")
     model = ZifModel(n_units=8, n_exchange=(1, 2), n_screen=1, n_relax=1,
-                     bulk=BulkSettings(relax_length=9.0, step=4.0, max_atoms=60, fmax=0.1, max_steps=2))
+                     bulk=BulkSettings(relax_length=8.5, step=4.0, max_atoms=60, fmax=0.1, max_steps=2))
     r = run_zif(opts_for(out), model)
     lines = []
     import hetflow.workflows.recipes.reproduce as rp
@@ -121,3 +121,13 @@ def test_zif_report_has_tables_and_pictures(zif_run):
     for ph in ("alpha", "delta"):
         png = out / f"zif-product-{ph}.png"
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unreachable_image_distance_is_one_clear_line(tmp_path):
+    """α-CsPbI3 relaxes in fcc supercells; 9 Å needs 16 cells (80 atoms): with 60 allowed the
+    bulk stage refuses up front, naming the phase, the shape and both limits."""
+    from hetflow.errors import InputError
+    from hetflow.workflows.recipes.bulk import PHASES, BulkConvergence
+
+    with pytest.raises(InputError, match=r"alpha: no fcc supercell of .* 9\.0 Å within 60 atoms"):
+        BulkConvergence(PHASES["alpha"], opts_for(tmp_path), BulkSettings(relax_length=9.0, max_atoms=60))

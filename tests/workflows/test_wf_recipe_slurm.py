@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 def _reproduce(out, *extra):
     return subprocess.run([sys.executable, "-m", "hetflow.cli", "reproduce", "s1", "--quick", "--max-steps", "1",
+                           "--size", "2", "2", "3", "--partner-cells", "1", "--registry", "continuity",
                            "--executor", "slurm", "--threads", "1", "-o", str(out), *extra],
                           capture_output=True, text=True, timeout=900)
 
@@ -29,7 +30,10 @@ def test_reproduce_s1_detached_on_slurm_then_collect(tmp_path, slurm_env):
         r = _reproduce(tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
     md = (tmp_path / "s1.md").read_text()
-    assert "| 5 |" in md and "bottom-first preferred at N = 1?" in md
+    assert "| 5 |" in md and "junction chosen by continuity" in md
+    # one optimiser step cannot converge: the gate prints no number and assesses no conclusion
+    assert "bottom-first preferred at N = 1 (stepwise)? not assessed" in md
+    assert "every relaxation converged? **no**" in md and "not converged: s1-interface-N1" in md
     # every calculation ran as a batch job: provenance says slurm
     import ase.db
 

@@ -140,6 +140,11 @@ class BulkConvergence:
         prim = get_phase(phase.registry)
         series = supercell_series(prim, self.s.relax_length, self.s.step, max(self.s.max_atoms, len(prim)),
                                   shapes=phase.relax_shapes)
+        if not series:
+            shapes = "/".join(phase.relax_shapes) if phase.relax_shapes else "any"
+            raise InputError(f"{phase.key}: no {shapes} supercell of {prim.get_chemical_formula()} reaches an image "
+                             f"distance of {self.s.relax_length} Å within {self.s.max_atoms} atoms; raise max_atoms "
+                             f"or lower relax_length")
         self.relax_choice: SupercellChoice = series[0]
         start = build_supercell(prim, self.relax_choice)
         if phase.perturb:
