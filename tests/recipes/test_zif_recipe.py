@@ -98,11 +98,22 @@ def test_zif_reactions_balance_and_energies_by_hand(zif_run):
     best_a = r.extra["best"]["alpha"]
     de_a = res[best_a].energy - res["frag-alpha"].energy - res["frag-zif"].energy
     row = rows["ΔE reaction α fragment + ZIF (lowest product)"]
-    assert row["hetflow (kJ/mol)"] == pytest.approx(from_ev(de_a, "kJ/mol"))
     assert row["Li et al. (kJ/mol)"] == -1224.0
     assert rows["ΔE reaction δ fragment + ZIF (lowest product)"]["Li et al. (kJ/mol)"] == -1033.0
     bulk_row = rows["E(α) − E(δ) per CsPbI3, bulk (α relaxed from a perturbed start)"]
-    assert bulk_row["Li et al. (kJ/mol)"] == 18.0 and math.isfinite(bulk_row["hetflow (kJ/mol)"])
+    assert bulk_row["Li et al. (kJ/mol)"] == 18.0
+    # the gate: 2-step relaxations are not converged, so no number stands beside Li et al.'s …
+    alpha_converged = res[best_a].converged and res["frag-alpha"].converged and res["frag-zif"].converged
+    if alpha_converged:
+        assert row["hetflow (kJ/mol)"] == pytest.approx(from_ev(de_a, "kJ/mol"))
+    else:
+        assert row["hetflow (kJ/mol)"] is None and "not shown" in row["converged"]
+    assert not alpha_converged  # (2 optimiser steps: this run exercises the gate)
+    for q, rw in rows.items():
+        assert rw["hetflow (kJ/mol)"] is None or rw["converged"] in ("yes", "–"), q
+    # … while the energy behind it is still in the candidates table, computed by hand above
+    assert any(c["relaxed ΔE (kJ/mol)"] == pytest.approx(from_ev(de_a, "kJ/mol"))
+               for c in r.extra["candidates"] if c["relaxed ΔE (kJ/mol)"] is not None)
     # 2-step relaxations and 60-atom supercells are not converged: the conclusion is not decided on them
     assert all(v is None for k, v in r.checks.items() if k.startswith("the interface favours α"))
     # candidates: every screened one has a screen energy; exactly one relaxed per phase

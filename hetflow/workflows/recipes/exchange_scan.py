@@ -41,7 +41,7 @@ from hetflow.structures.exchange import alloy_patterns, interfacial_series, laye
 from hetflow.structures.interface import build_heterostructure
 from hetflow.structures.nanocrystal import cut_nanocrystal
 from hetflow.workflows.graph import Workflow
-from hetflow.workflows.recipes.result import ScanResult
+from hetflow.workflows.recipes.result import ScanResult, finish_gate
 from hetflow.workflows.recipes.common import (
     RecipeOptions,
     add_references,
@@ -204,17 +204,6 @@ def _done(results: dict, needed: list[str]) -> bool:
     return all(n in results for n in needed)
 
 
-def unconverged(results: dict, names) -> list[str]:
-    """Tasks among ``names`` whose stored calculation did not converge (SCF or geometry)."""
-    return [n for n in names if n in results and not getattr(results[n], "converged", True)]
-
-
-def _finish(r: "ScanResult", names) -> "ScanResult":
-    """Record non-converged calculations and the gate's overall verdict."""
-    bad = unconverged(r.results, names)
-    r.extra["unconverged"] = bad
-    r.checks["every relaxation converged"] = not bad
-    return r
 
 
 def _kcal(e_ev: float) -> float:
@@ -353,7 +342,7 @@ def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, na
     extra["strain_rows"] = strain_rows
     if "pristine-mo" in res and res["pristine-mo"].mo is not None:
         extra["pristine_mo"] = res["pristine-mo"]
-    return _finish(ScanResult("s1", rows, checks, res, summary, extra), needed + ["nc-reference"])
+    return finish_gate(ScanResult("s1", rows, checks, res, summary, extra), needed + ["nc-reference"])
 
 
 # --------------------------------------------------------------------------- S2
@@ -442,7 +431,7 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
                               ("partially exchanged (model d)", f"{chain_names[0]}-mo", chain_names[0]),
                               ("fully exchanged", mo_name, chain_names[-1]))
                              if n in res and res[n].mo is not None]
-    return _finish(ScanResult("s2", rows, checks, res, summary, extra), needed)
+    return finish_gate(ScanResult("s2", rows, checks, res, summary, extra), needed)
 
 
 # --------------------------------------------------------------------------- S3
@@ -536,7 +525,7 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
              "random_seeds": {n: _kcal(by_name[n].total) if gate.ok(n, d_name) else None for n in rnd},
              "row_converged": [r["ΔE total (kcal/mol)"] is not None for r in rows],
              "references": {r: gate.record(r) for r in refs}}
-    return _finish(ScanResult("s3", rows, checks, res, summary, extra), needed)
+    return finish_gate(ScanResult("s3", rows, checks, res, summary, extra), needed)
 
 
 def _model_line(hs: Atoms) -> str:

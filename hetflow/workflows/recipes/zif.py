@@ -33,7 +33,7 @@ from hetflow.errors import HetflowError, InputError
 from hetflow.structures.zif import PHASE_NAMES, Reaction, perovskite_fragment, zif_fragment
 from hetflow.workflows.recipes.bulk import BulkConvergence, BulkSettings, bulk_stages
 from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.result import ScanResult
+from hetflow.workflows.recipes.result import ScanResult, finish_gate
 from hetflow.workflows.recipes.staged import TaskTuple, run_staged
 
 PHASES = ("alpha", "delta")
@@ -297,10 +297,8 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
         "alpha_minus_delta_eV_per_unit": d_ad, "interface_difference_eV": dd,
         "errors": dict(fp.errors),
     }
-    from hetflow.workflows.recipes.exchange_scan import _finish
-
     names = [n_ for n_ in res if n_.startswith(("bulk-", "frag-", "product-")) and "-sp-" not in n_]
-    return _finish(ScanResult("zif", rows, checks, res, summary, extra), names, opts.quick)
+    return finish_gate(ScanResult("zif", rows, checks, res, summary, extra), names)
 
 
 def _fragment_rows(fp: FragmentsAndProducts, res) -> list[dict[str, Any]]:
