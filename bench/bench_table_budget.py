@@ -9,7 +9,10 @@ reference-NC and PbX2 relaxations are reused, not recomputed) — and reports th
 calls and of wall time of the ten configurations, measured in one run.
 
     python bench/bench_table_budget.py [--full] [--workers 2 --threads 1] [--optimizer FIRE]
-        [--no-cold] [--outdir DIR]
+        [--no-cold] [--outdir DIR] [--level xtb|mlip [--mlip chgnet|sevennet]]
+
+``--level mlip`` runs the same comparison with the machine-learned potential (seconds instead of
+hours on 2 cores: the GFN1 run of the 244-atom quick model is a many-hour job here).
 
 Force calls are load-independent; wall times depend on what else the machine runs (the load is
 printed at start and end).  Results: ``bench/results/table_budget[_full].json``.
@@ -45,13 +48,15 @@ def main(argv=None) -> int:
     p.add_argument("--optimizer", default="FIRE")
     p.add_argument("--no-cold", action="store_true", help="only the end-to-end run")
     p.add_argument("--outdir", default=None)
+    p.add_argument("--level", choices=["xtb", "mlip"], default="xtb")
+    p.add_argument("--mlip", choices=["chgnet", "sevennet"], default="chgnet")
     a = p.parse_args(argv)
-    name = "table_budget_full" if a.full else "table_budget"
+    name = ("table_budget_full" if a.full else "table_budget") + ("" if a.level == "xtb" else f"_{a.mlip}")
     m = header(f"Time to a converged Table S1 ({'full' if a.full else 'quick'})")
     out = Path(a.outdir or tempfile.mkdtemp(prefix="hetflow-bench-budget-"))
     ex = {"workers": a.workers, "threads": a.threads}
     common = dict(quick=not a.full, outdir=out / "warm", store=str(out / "results.db"), progress=False,
-                  executor_options=ex, optimizer=a.optimizer)
+                  executor_options=ex, optimizer=a.optimizer, level=a.level, mlip=a.mlip)
     t0 = time.perf_counter()
     warm = run_s1(ScanModel(), RecipeOptions(**common))
     t_warm = time.perf_counter() - t0
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
               "force_calls_base": calls_base, "force_calls_configs_warm": calls_warm,
               "config_wall_s_warm": wall_cfg_warm, "rows_warm": rows_warm + rows_base,
               "row_converged": series, "model": warm.extra.get("model"), "workers": a.workers, "threads": a.threads,
-              "optimizer": a.optimizer}
+              "optimizer": a.optimizer, "level": a.level if a.level == "xtb" else f"mlip:{a.mlip}"}
     if not a.no_cold:
         t1 = time.perf_counter()
         cold = run_s1(ScanModel(), RecipeOptions(**{**common, "outdir": out / "cold", "warm_start": False}), name="s1-cold")

@@ -69,7 +69,8 @@ class BulkSettings:
     distance between two supercells of the series.  max_atoms: largest supercell.
     perturb_rms / perturb_strain: seeded symmetry-lowering start of α (Å per component,
     strain components).  fmax: force threshold of the bulk relaxations (eV/Å; with the cell
-    filter it also bounds the stress × volume per atom)."""
+    filter it also bounds the stress × volume per atom).  max_steps: safety net on the optimiser
+    steps (quick mode too): reaching it makes the relaxation "not converged", it is not a budget."""
 
     tol_kj: float = 1.0
     relax_length: float = 12.0
@@ -78,7 +79,7 @@ class BulkSettings:
     perturb_rms: float = 0.1
     perturb_strain: float = 0.01
     fmax: float = 0.03
-    max_steps: int = 250
+    max_steps: int = 1000
     optimizer: str = "BFGS"
 
     def __post_init__(self) -> None:
@@ -87,7 +88,7 @@ class BulkSettings:
 
     @classmethod
     def quick(cls) -> "BulkSettings":
-        return cls(relax_length=9.0, step=5.0, max_atoms=250, fmax=0.05, max_steps=60)
+        return cls(relax_length=9.0, step=5.0, max_atoms=250, fmax=0.05)
 
 
 def _formula_units(atoms: Atoms, formula: str) -> int:
