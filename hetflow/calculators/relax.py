@@ -191,10 +191,29 @@ def _optimizer(name: str, target: Any, trajectory: str | None, logfile: str | No
         from ase.optimize.precon import PreconLBFGS
 
         cls = {"FIRE": optimize.FIRE, "LBFGS": optimize.LBFGS, "BFGS": optimize.BFGS, "PreconLBFGS": PreconLBFGS}[name]
+        if name == "PreconLBFGS":
+            kw = _finite_precon(target, kw)
     try:
         return cls(target, trajectory=trajectory, logfile=logfile, **kw)
     except TypeError as exc:
         raise InputError(f"optimizer {name} does not accept optimizer_kwargs {sorted(kw)}: {exc}") from None
+
+
+def _finite_precon(target: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """ASE's Exp preconditioner estimates the nearest-neighbour distance from the cell and fails on
+    a cluster without one ("increased r_cut to twice system extent …"); give it that distance (Å)
+    from the geometry instead.  Periodic systems and an explicit preconditioner object are left alone."""
+    atoms = getattr(target, "atoms", target)
+    precon = kw.get("precon", "auto")
+    if not isinstance(precon, str) or precon not in ("Exp", "auto") or any(atoms.pbc) or len(atoms) < 2:
+        return kw
+    if precon == "auto" and len(atoms) < 100:  # ASE's auto: no preconditioner below 100 atoms
+        return kw
+    from ase.optimize.precon import Exp
+    from scipy.spatial.distance import pdist
+
+    r_nn = float(pdist(atoms.get_positions()).min())
+    return {**kw, "precon": Exp(r_NN=r_nn)}
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

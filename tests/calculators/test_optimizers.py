@@ -120,3 +120,24 @@ def test_sella_internal_refused_for_xtb_too(tiny_nc):
     with pytest.raises(InputError, match="Sella with internal=True is not supported"):
         run_calculation(tiny_nc, CalcSpec(task="relax", optimizer="Sella",
                                           settings={"optimizer_kwargs": {"internal": True}}))
+
+
+def test_precon_exp_works_on_a_cluster_without_cell(cluster):
+    """ASE's Exp preconditioner derives its neighbour distance from the cell and raises "increased
+    r_cut to twice system extent" on a cell-less cluster; hetflow gives it the geometry's shortest
+    distance, so PreconLBFGS with a real preconditioner relaxes finite models."""
+    assert not cluster.cell.any() and not any(cluster.pbc)
+    spec = CalcSpec(backend="chgnet", task="relax", optimizer="PreconLBFGS", fmax=0.05, max_steps=300,
+                    settings={"optimizer_kwargs": {"precon": "Exp"}})
+    start = run_calculation(cluster, CalcSpec(backend="chgnet")).energy
+    r = run_calculation(cluster, spec)
+    assert r.converged and r.extra["fmax_reached"] < 0.05 and r.energy < start
+    # the helper itself: a periodic cell or an explicit object is left alone, a cluster gets Exp(r_NN)
+    from ase.optimize.precon import Exp
+
+    kw = relax_mod._finite_precon(cluster, {"precon": "Exp"})
+    d = np.linalg.norm(cluster.positions[:, None] - cluster.positions[None], axis=-1)
+    assert isinstance(kw["precon"], Exp) and kw["precon"].r_NN == pytest.approx(d[d > 0].min())
+    periodic = cluster.copy()
+    periodic.cell, periodic.pbc = [30, 30, 30], True
+    assert relax_mod._finite_precon(periodic, {"precon": "Exp"}) == {"precon": "Exp"}
