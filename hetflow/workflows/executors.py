@@ -20,7 +20,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._event import Event
 from hetflow.workflows._taskdir import TaskDir, tail
-from hetflow.workflows.schedulers import LSF, PBS, SCHEDULER_CLASSES, Scheduler, Slurm, _run  # noqa: F401 - re-exported
+from hetflow.workflows.schedulers import (  # noqa: F401 - re-exported
+    LSF, PBS, SCHEDULER_CLASSES, Scheduler, Slurm, _run, make_scheduler, require_commands)
 
 __all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES", "Scheduler", "Slurm",
            "PBS", "LSF"]
@@ -152,9 +152,7 @@ class BatchExecutor:
 
     def __init__(self, scheduler: str = "slurm", resources: JobResources | dict | None = None,
                  max_retries: int = 2, poll: float = 5.0, detached: bool = False):
-        if scheduler not in SCHEDULER_CLASSES:
-            raise WorkflowError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULER_CLASSES)}")
-        self.sched = SCHEDULER_CLASSES[scheduler]()
+        self.sched = make_scheduler(scheduler)
         self.kind = scheduler
         if isinstance(resources, dict):
             resources = JobResources.from_dict(resources)
@@ -166,10 +164,7 @@ class BatchExecutor:
         self._gone_since: dict[str, float] = {}
 
     def open(self, workdir: Path) -> None:
-        missing = [c for c in self.sched.commands if shutil.which(c) is None]
-        if missing:  # fail before any task directory or job script is written
-            raise WorkflowError(f"scheduler command(s) {', '.join(missing)} not found on PATH; "
-                                f"is {self.kind} installed (or its module loaded)?")
+        require_commands(self.sched)
         self._jobs.clear()
 
     def adopt(self, name: str, td: TaskDir) -> str:

@@ -45,7 +45,7 @@ from hetflow.errors import WorkflowError
 from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._taskdir import TaskDir, read_json, tail, write_json_atomic
 from hetflow.workflows._event import Event
-from hetflow.workflows.schedulers import SCHEDULER_CLASSES
+from hetflow.workflows.schedulers import make_scheduler, require_commands
 
 STOPPED = "stopped.json"
 ALLOCATION = "allocation.json"
@@ -64,14 +64,12 @@ class PackedBatchExecutor:
     def __init__(self, scheduler: str = "slurm", resources: JobResources | dict | None = None,
                  max_retries: int = 2, poll: float = 5.0, detached: bool = False, pack: int = 1,
                  slots: int = 1, chain: bool = True, max_restarts: int = 10):
-        if scheduler not in SCHEDULER_CLASSES:
-            raise WorkflowError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULER_CLASSES)}")
         for label, v in (("pack", pack), ("slots", slots), ("max_restarts", max_restarts + 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise WorkflowError(f"{label} must be a positive integer, got {v!r}")
         if slots > pack:
             raise WorkflowError(f"slots ({slots}) cannot exceed pack ({pack})")
-        self.sched = SCHEDULER_CLASSES[scheduler]()
+        self.sched = make_scheduler(scheduler)
         self.kind = scheduler
         if isinstance(resources, dict):
             resources = JobResources.from_dict(resources)
@@ -89,12 +87,7 @@ class PackedBatchExecutor:
 
     # -- engine interface --------------------------------------------------------------
     def open(self, workdir: Path) -> None:
-        import shutil
-
-        missing = [c for c in self.sched.commands if shutil.which(c) is None]
-        if missing:
-            raise WorkflowError(f"scheduler command(s) {', '.join(missing)} not found on PATH; "
-                                f"is {self.kind} installed (or its module loaded)?")
+        require_commands(self.sched)
         self.workdir = Path(workdir)
         self._pending.clear()
         self._tasks.clear()

@@ -122,3 +122,21 @@ class LSF(Scheduler):
 
 
 SCHEDULER_CLASSES = {"slurm": Slurm, "pbs": PBS, "lsf": LSF}
+
+
+def make_scheduler(kind: str) -> Scheduler:
+    """The adapter for ``kind`` (slurm, pbs, lsf); an unknown name is one clear error."""
+    if kind not in SCHEDULER_CLASSES:
+        raise WorkflowError(f"unknown scheduler {kind!r}; choose one of {', '.join(SCHEDULER_CLASSES)}")
+    return SCHEDULER_CLASSES[kind]()
+
+
+def require_commands(sched: Scheduler) -> None:
+    """Fail before any task directory or job script is written when the batch system's
+    programs are not on PATH."""
+    import shutil
+
+    missing = [c for c in sched.commands if shutil.which(c) is None]
+    if missing:
+        raise WorkflowError(f"scheduler command(s) {', '.join(missing)} not found on PATH; "
+                            f"is {sched.name} installed (or its module loaded)?")
