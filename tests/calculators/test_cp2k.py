@@ -90,7 +90,10 @@ def test_paper_preset_for_the_paper_scale_model_line_by_line(tmp_path):
     from hetflow.workflows.recipes.common import RecipeOptions
     from hetflow.workflows.recipes.exchange_scan import ScanModel, s1_workflow
 
-    wf, _, _ = s1_workflow(ScanModel(), RecipeOptions(level="pbe", outdir=tmp_path, progress=False))
+    from hetflow.structures.interface import choose_registry
+
+    reg, _ = choose_registry("CsPbCl3", "Pb4S3Cl2")  # geometric junction: this test is about the preset
+    wf, _, _ = s1_workflow(ScanModel(registry=reg.to_dict()), RecipeOptions(level="pbe", outdir=tmp_path, progress=False))
     atoms = wf.task("pristine").atoms
     assert len(atoms) > 300 and model_extent(atoms).max() > 30  # the full model, not the quick one
     spec = CalcSpec(backend="cp2k", method="PBE", task="relax")  # the preset's own box
