@@ -129,6 +129,7 @@ def test_zif_report_has_tables_and_pictures(zif_run):
     for needle in ("Li et al. (kJ/mol)", "## Convergence tables", "## Interface candidates", "## Fragments",
                    "## Geometry of the best products", "EXAFS", "octahedral tilt", "all species neutral"):
         assert needle in md, needle
+    assert "{'" not in md  # no Python reprs in the report (space groups per tolerance, in words)
     for ph in ("alpha", "delta"):
         png = out / f"zif-product-{ph}.png"
         assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"

@@ -268,7 +268,7 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
                       f"a, b, c = {L['a']:.3f}, {L['b']:.3f}, {L['c']:.3f} Å, angles {L['alpha']:.2f}/{L['beta']:.2f}/"
                       f"{L['gamma']:.2f}°, mean/max octahedral tilt {t.get('mean_tilt', float('nan')):.1f}/"
                       f"{t.get('max_tilt', float('nan')):.1f}° (Pb–I–Pb {t.get('min_angle', float('nan')):.1f}° at the "
-                      f"smallest), space group {L['spacegroup']} — "
+                      f"smallest), space group {_spacegroups(L['spacegroup'])} — "
                       + ("**stays cubic**" if alpha.stays_cubic() else "**does not stay cubic** (tilts)"))
     sections = [
         "## Bulk phases (periodic, Γ-point supercells, ions and cell relaxed)\n\n" + markdown_table(bulk_rows(bres), digits=3)
@@ -299,6 +299,13 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
     }
     names = [n_ for n_ in res if n_.startswith(("bulk-", "frag-", "product-")) and "-sp-" not in n_]
     return finish_gate(ScanResult("zif", rows, checks, res, summary, extra), names)
+
+
+def _spacegroups(sg: dict | str) -> str:
+    """"P-1 (2) at 0.1 Å, P1 (1) at 0.01 Å" from {tolerance: symbol} (or a symbol as is)."""
+    if not isinstance(sg, dict):
+        return str(sg)
+    return ", ".join(f"{v} at {k} Å" for k, v in sorted(sg.items(), key=lambda kv: -float(kv[0])))
 
 
 def _fragment_rows(fp: FragmentsAndProducts, res) -> list[dict[str, Any]]:
