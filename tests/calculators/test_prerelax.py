@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 import time
 
 import numpy as np
@@ -83,12 +84,15 @@ def test_resume_in_stage_one(tiny_nc, tmp_path):
     assert r.extra["resumed_from_step"] == 0 and r.converged
 
 
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
+
 _CHILD = textwrap.dedent(
     """
     import sys
     from hetflow.calculators import CalcSpec, run_calculation
-    from hetflow.structures.nanocrystal import cut_nanocrystal
-    atoms = cut_nanocrystal("CsPbCl3", size=(2, 2, 1), charge=0)
+    sys.path.insert(0, sys.argv[2])
+    from conftest import symmetric_cluster  # the `cluster` fixture's structure (tests/conftest.py)
+    atoms = symmetric_cluster()
     spec = CalcSpec(method="GFN1-xTB", task="relax", optimizer="LBFGS", fmax=0.03, max_steps=300,
                     prerelax="chgnet", settings={"threads": 1})
     run_calculation(atoms, spec, sys.argv[1])
@@ -99,7 +103,7 @@ _CHILD = textwrap.dedent(
 @pytest.mark.slow
 def test_killed_in_stage_two_resumes_in_stage_two(cluster, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], start_new_session=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), TESTS_DIR], start_new_session=True, env=env)
     cp = tmp_path / "checkpoint.json"  # stage 2 (GFN1); stage 1 writes prerelax/checkpoint.json
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,12 +45,15 @@ def test_other_optimizers_lower_energy(cluster, optimizer):
     assert r.energy < start
 
 
+TESTS_DIR = str(Path(__file__).resolve().parents[1])
+
 _CHILD = textwrap.dedent(
     """
     import sys
     from hetflow.calculators import CalcSpec, run_calculation
-    from hetflow.structures.nanocrystal import cut_nanocrystal
-    atoms = cut_nanocrystal("CsPbCl3", size=(2, 2, 1), charge=0)
+    sys.path.insert(0, sys.argv[2])
+    from conftest import symmetric_cluster  # the `cluster` fixture's structure (tests/conftest.py)
+    atoms = symmetric_cluster()
     spec = CalcSpec(method="GFN1-xTB", task="relax", optimizer="LBFGS", fmax=0.03, max_steps=300,
                     settings={"threads": 1})
     run_calculation(atoms, spec, sys.argv[1])
@@ -58,7 +62,7 @@ _CHILD = textwrap.dedent(
 
 
 def test_killed_relaxation_resumes_from_checkpoint(cluster, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path)], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), TESTS_DIR], start_new_session=True)
     cp = tmp_path / "checkpoint.json"
     deadline = time.time() + 120
     steps = 0
