@@ -313,11 +313,17 @@ def test_pbcl2_relaxation_paper_preset_stops_at_walltime_resumes_and_converges(p
     wavefunction and converges."""
     spec = CalcSpec(backend="cp2k", method="PBE", task="relax", settings={"vacuum": 4.0})
     wd = tmp_path / "relax"
-    monkeypatch.setenv("HETFLOW_CP2K_WALLTIME", "150")
+    # start well away from the minimum (Pb–Cl 2.70 Å, 112°) so the relaxation needs many BFGS
+    # steps, and stop it after 80 s: from the fixture's near-minimum start an idle machine
+    # finished the whole relaxation inside a 150 s walltime
+    start = pbcl2.copy()
+    r0, ang0 = 2.70, np.radians(112.0)
+    start.positions = [[0, 0, 0], [r0, 0, 0], [r0 * np.cos(ang0), r0 * np.sin(ang0), 0]]
+    monkeypatch.setenv("HETFLOW_CP2K_WALLTIME", "80")
     with pytest.raises(CalculationStopped, match="stopped at its walltime"):
-        run_calculation(pbcl2, spec, wd)
+        run_calculation(start, spec, wd)
     monkeypatch.delenv("HETFLOW_CP2K_WALLTIME")
-    r = run_calculation(pbcl2, spec, wd)
+    r = run_calculation(start, spec, wd)
     assert r.converged, r.recovery
     fmax = np.sqrt((r.forces ** 2).sum(axis=1)).max() * Bohr / Hartree
     assert fmax < 4.5e-4  # Ha/Bohr
