@@ -472,3 +472,16 @@ CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "poll": {"lo": 0, "lo_open": True, "hi": 3600},
 }
 CLI_DEFAULT_BOUND = 1e9
+
+
+def executor_count(value: Any, what: str, default: int, lo: int = 1) -> int:
+    """An executor's integer option (workers, threads, retries, …): ``default`` when None, else an
+    integer in [lo, 100000]; a bad value is a ``WorkflowError`` naming the option."""
+    from hetflow.errors import WorkflowError
+
+    if value is None:
+        return default
+    try:
+        return integer(value, what, lo=lo, hi=100_000)
+    except InputError as exc:
+        raise WorkflowError(str(exc)) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hetflow.errors import WorkflowError
+from hetflow.validate import executor_count
 from hetflow.workflows._taskdir import TaskDir
 from hetflow.workflows._event import Event
 
@@ -37,18 +38,6 @@ def _run_with_threads(taskdir: str, threads: int) -> str:
     from hetflow.workflows._worker import run_task_dir
 
     return run_task_dir(taskdir)
-
-
-def _count(value: Any, what: str, default: int, lo: int = 1) -> int:
-    from hetflow import validate
-    from hetflow.errors import InputError
-
-    if value is None:
-        return default
-    try:
-        return validate.integer(value, what, lo=lo, hi=100_000)
-    except InputError as exc:
-        raise WorkflowError(str(exc)) from None
 
 
 class DaskExecutor:
@@ -72,10 +61,10 @@ class DaskExecutor:
         if address is not None and not isinstance(address, str):
             raise WorkflowError(f"address must be a string like tcp://host:8786, got {address!r}")
         self.address, self.jobqueue = address, jobqueue
-        self.jobs = _count(jobs, "jobs", 1)
-        self.threads = _count(threads, "threads", 1)
-        self.workers = _count(workers, "workers", max(1, (os.cpu_count() or 1) // self.threads))
-        self.max_retries = _count(max_retries, "max_retries", 2, lo=0)
+        self.jobs = executor_count(jobs, "jobs", 1)
+        self.threads = executor_count(threads, "threads", 1)
+        self.workers = executor_count(workers, "workers", max(1, (os.cpu_count() or 1) // self.threads))
+        self.max_retries = executor_count(max_retries, "max_retries", 2, lo=0)
         self.cluster_options = cluster_options
         self._client = None
         self._cluster = None

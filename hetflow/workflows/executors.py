@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from hetflow.errors import WorkflowError
+from hetflow.validate import executor_count
 from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._event import Event
 from hetflow.workflows._taskdir import TaskDir, tail
@@ -61,9 +62,9 @@ class LocalExecutor:
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_retries: int = 2):
         cores = os.cpu_count() or 1
-        self.threads = _count(threads, "threads", 1)
-        self.workers = _count(workers, "workers", max(1, cores // self.threads))
-        self.max_retries = _count(max_retries, "max_retries", 2, lo=0)
+        self.threads = executor_count(threads, "threads", 1)
+        self.workers = executor_count(workers, "workers", max(1, cores // self.threads))
+        self.max_retries = executor_count(max_retries, "max_retries", 2, lo=0)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._futures: dict[cf.Future, str] = {}
 
@@ -131,18 +132,6 @@ class LocalExecutor:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._futures.clear()
-
-
-def _count(value, what: str, default: int, lo: int = 1) -> int:
-    from hetflow import validate
-    from hetflow.errors import InputError
-
-    if value is None:
-        return default
-    try:
-        return validate.integer(value, what, lo=lo, hi=100_000)
-    except InputError as exc:
-        raise WorkflowError(str(exc)) from None
 
 
 class BatchExecutor:
