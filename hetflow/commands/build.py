@@ -40,6 +40,22 @@ def summary_lines(atoms) -> list[str]:
         lines.append(f"registry     shift {np.round(reg['shift_frac'], 3).tolist()} (a×c fractions), gap {reg['gap']:.2f} Å, "
                      f"chosen by {reg.get('scorer')}; top-sheet Pb ≤ {reg.get('column_offset_max', float('nan')):.2f} Å "
                      f"from a cation column; {len(reg.get('candidates', []))} candidates in info['registry']")
+        rel = reg.get("relaxation")
+        if isinstance(rel, dict):
+            lines.append(f"junction     relaxed at {rel.get('method')} in the periodic probe slab "
+                         f"({'converged' if rel.get('converged') else 'NOT converged'}, fmax {rel.get('fmax_rigid', float('nan')):.2f}"
+                         f" → {rel.get('fmax', float('nan')):.3f} eV/Å, {rel.get('force_calls')} force calls); "
+                         f"{atoms.info.get('junction_relaxed_atoms', 0)} atoms moved (≤ {rel.get('max_displacement', float('nan')):.2f} Å), "
+                         f"top-sheet Pb {reg.get('column_offset_max_rigid', float('nan')):.2f} → "
+                         f"{reg.get('column_offset_max', float('nan')):.2f} Å from a column")
+        else:
+            lines.append("junction     rigid (not relaxed)")
+    faces = atoms.info.get("partner_faces")
+    if isinstance(faces, dict):
+        lines.append(f"faces        chalcohalide outer face and edges relaxed alone at {faces.get('method')} "
+                     f"({'converged' if faces.get('converged') else 'NOT converged'}, {faces.get('free_atoms')} atoms, "
+                     f"fmax {faces.get('fmax_rigid', float('nan')):.2f} → {faces.get('fmax', float('nan')):.3f} eV/Å, "
+                     f"{faces.get('force_calls')} force calls)")
     if "mismatch_percent" in atoms.info:
         lines.append(f"mismatch     {atoms.info['mismatch_percent']:+.2f} %  "
                      "(a_perovskite − a_partner)/a_perovskite")
@@ -94,6 +110,10 @@ def register(app: click.Group) -> None:
                   show_default=True,
                   help="Junction: lowest GFN1-xTB energy of a probe slab over the candidates (cached) or the "
                        "geometric cation-column continuity score.")
+    @click.option("--rigid-junction", is_flag=True,
+                  help="Keep the rigid junction (default with --registry energy: the junction is relaxed at "
+                       "GFN1-xTB in its periodic probe slab, cached, and the atoms next to the interface take "
+                       "its displacements).")
     @click.option("--slab", is_flag=True, help="Periodic slab instead of a finite NC (in-plane = --inplane).")
     @click.option("--inplane", nargs=2, type=int, default=(1, 1), show_default=True, help="Slab: partner a×c cells.")
     @click.option("--vacuum", type=float, default=None, help="Vacuum (Å): slab default 15; NC box padding.")
@@ -101,25 +121,29 @@ def register(app: click.Group) -> None:
     @click.option("--paper-scale", is_flag=True,
                   help="The model that fills the paper's 52 × 68 × 52 Å box (overrides --size/--partner-cells).")
     @click.option("-o", "--output", default="hs.extxyz", show_default=True)
-    def build_hs(perovskite, partner, size, partner_cells, strain_to, registry_mode, slab, inplane, vacuum, png,
-                 paper_scale, output) -> None:
+    def build_hs(perovskite, partner, size, partner_cells, strain_to, registry_mode, rigid_junction, slab, inplane,
+                 vacuum, png, paper_scale, output) -> None:
         """A perovskite/chalcohalide NC heterostructure (or periodic slab) with domain/layer/role labels."""
         from hetflow.structures.interface import build_heterostructure, build_slab, epitaxial_match, paper_scale_model
 
-        scorer = None
+        scorer = relaxer = None
         if registry_mode == "energy":
-            from hetflow.workflows.registry import energy_scorer
+            from hetflow.workflows.registry import energy_scorer, junction_relaxer
 
-            scorer = energy_scorer(progress=lambda msg: click.echo(msg, err=True))
+            def say(msg: str) -> None:
+                click.echo(msg, err=True)
+
+            scorer = energy_scorer(progress=say)
+            relaxer = None if rigid_junction else junction_relaxer(progress=say)
         if paper_scale:
-            atoms = paper_scale_model(perovskite, partner, scorer=scorer)
+            atoms = paper_scale_model(perovskite, partner, scorer=scorer, relaxer=relaxer)
         elif slab:
             atoms = build_slab(perovskite, partner, inplane=inplane, perovskite_cells=size[2],
                                partner_cells=partner_cells, strain_to=strain_to,
-                               vacuum=15.0 if vacuum is None else vacuum, scorer=scorer)
+                               vacuum=15.0 if vacuum is None else vacuum, scorer=scorer, relaxer=relaxer)
         else:
             atoms = build_heterostructure(perovskite, partner, size=size, partner_cells=partner_cells,
-                                          strain_to=strain_to, vacuum=vacuum, scorer=scorer)
+                                          strain_to=strain_to, vacuum=vacuum, scorer=scorer, relaxer=relaxer)
         written = _write_outputs(atoms, output)
         if png:
             from hetflow.analysis.pictures import render_model

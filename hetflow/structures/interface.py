@@ -34,7 +34,15 @@ from hetflow.structures.charge import HALIDES, balance_charge, formal_charge, fo
 from hetflow.structures.labels import plane_index
 from hetflow.structures.nanocrystal import cut_nanocrystal, perovskite_species, pseudocubic_frame
 from hetflow.structures.phases import get_entry
-from hetflow.structures.registry import InterfaceCell, Registry, candidate_registries, column_offsets, snap_top_sheet
+from hetflow.structures.registry import (
+    InterfaceCell,
+    Registry,
+    apply_junction_relaxation,
+    candidate_registries,
+    column_offsets,
+    junction_displacements,
+    snap_top_sheet,
+)
 
 __all__ = [
     "EpitaxialMatch",
@@ -241,6 +249,9 @@ def interface_cell(perovskite: str, partner: str, strain_to: str = "perovskite")
 
 #: registry scorer: candidates + a probe-model builder → the evaluated registries (lowest score wins)
 RegistryScorer = Callable[[list[Registry], Callable[[Registry], Atoms]], list[Registry]]
+#: junction relaxer: a :func:`junction_probe` (array ``free`` marks the atoms to move) → relaxed
+#: positions (Å) and a dict describing the relaxation (method, energies, fmax, steps …)
+JunctionRelaxer = Callable[[Atoms], tuple[np.ndarray, dict]]
 
 #: in-plane cells, perovskite cells and partner blocks of the probe slab a calculator-backed scorer
 #: evaluates: periodic in plane, so every registry has the same composition (a finite patch would
@@ -253,9 +264,52 @@ PROBE_PARTNER_CELLS = 1
 
 def probe_model(perovskite: str, partner: str, reg: Registry, strain_to: str = "perovskite") -> Atoms:
     """The periodic probe slab a scorer evaluates for ``reg`` (perovskite 5 layers on one b/2
-    block, 2 × 2 partner cells in plane, 10 Å vacuum; compute it with ``periodic=True``)."""
+    block, 2 × 2 partner cells in plane, 10 Å vacuum; compute it with ``periodic=True``).  Always
+    the rigid junction (``reg.relaxation`` is not applied)."""
     return _assemble_slab(perovskite, partner, PROBE_INPLANE, PROBE_PEROVSKITE_CELLS, PROBE_PARTNER_CELLS,
-                          strain_to, 10.0, reg, None, min_layers=3)
+                          strain_to, 10.0, reg.replace(relaxation=None), None, min_layers=3)
+
+
+#: the atoms of the probe slab a junction relaxation moves: perovskite layers 0 … 2 (the terminal
+#: CsX monolayer, the first PbX2 layer and the next CsX layer) and the top five atomic planes of the
+#: chalcohalide block (the shared Pb sheet with its Cl and S, and the Pb/S plane below); the two
+#: outermost planes on either side stay at the bulk geometry, as the interior of a model does
+JUNCTION_FREE_LAYERS = (0, 2)
+JUNCTION_FREE_PARTNER_PLANES = 5
+
+
+def junction_probe(perovskite: str, partner: str, reg: Registry, strain_to: str = "perovskite") -> Atoms:
+    """The probe slab of ``reg`` with a boolean array ``free``: the atoms a junction relaxation
+    moves (:data:`JUNCTION_FREE_LAYERS`, :data:`JUNCTION_FREE_PARTNER_PLANES`); the others are held
+    at the rigid, bulk-like geometry."""
+    probe = probe_model(perovskite, partner, reg, strain_to)
+    lay, dom = probe.arrays["layer"], probe.arrays["domain"]
+    lo, hi = JUNCTION_FREE_LAYERS
+    free = ((dom == "perovskite") & (lay >= lo) & (lay <= hi)) | (
+        (dom == "chalcohalide") & (lay >= -JUNCTION_FREE_PARTNER_PLANES))
+    probe.set_array("free", free)
+    return probe
+
+
+def junction_record(probe: Atoms, relaxed: np.ndarray, reg: Registry, strain_to: str = "perovskite") -> dict:
+    """The ``relaxation`` record of ``reg`` from a relaxed :func:`junction_probe` (positions in Å,
+    the probe's frame): the per-site displacement table of the free atoms in the junction frame
+    (:func:`~hetflow.structures.registry.junction_displacements`), their largest displacement and
+    the spread between periodic images (Å)."""
+    relaxed = np.asarray(relaxed, float)
+    if relaxed.shape != probe.positions.shape or not np.isfinite(relaxed).all():
+        raise StructureError(f"relaxed junction positions must be finite, shape {probe.positions.shape}")
+    frame = probe.info["junction_frame"]
+    rot, origin = np.asarray(frame["rotation"]), np.asarray(frame["origin"])
+    start = (probe.positions - origin) @ rot
+    end = (relaxed - origin) @ rot
+    cell = interface_cell(probe.info["perovskite_phase"], probe.info["partner_phase"], strain_to)
+    free = np.asarray(probe.arrays["free"], bool)
+    rows, spread = junction_displacements(probe.get_chemical_symbols(), start, end, cell, reg, free)
+    disp = np.linalg.norm(end[free] - start[free], axis=1)
+    return {"sites": rows, "image_spread": round(spread, 4), "max_displacement": round(float(disp.max()), 4),
+            "free_layers": list(JUNCTION_FREE_LAYERS), "free_partner_planes": JUNCTION_FREE_PARTNER_PLANES,
+            "probe_atoms": len(probe)}
 
 
 #: a junction continues the cation sub-network when every top-sheet chalcohalide Pb stands within
@@ -275,7 +329,8 @@ def continues_cation_network(reg: Registry) -> bool:
 
 
 def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite",
-                    scorer: RegistryScorer | None = None, n_candidates: int = 8) -> tuple[Registry, list[Registry]]:
+                    scorer: RegistryScorer | None = None, n_candidates: int = 8,
+                    relaxer: JunctionRelaxer | None = None) -> tuple[Registry, list[Registry]]:
     """Best junction and every registry evaluated.
 
     Candidates are the ``n_candidates`` best by :func:`~hetflow.structures.registry.continuity_score`
@@ -283,7 +338,11 @@ def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite"
     ``details["continuity"]`` (:func:`continues_cation_network`).  ``scorer`` (e.g. single-point
     energies of probe slabs, :mod:`hetflow.workflows.registry`) re-scores them; the chosen junction
     is the lowest-scoring one that continues the cation sub-network (the definition of the model;
-    the others stay in the record with their scores).  Without a scorer the geometric best."""
+    the others stay in the record with their scores).  Without a scorer the geometric best.
+
+    ``relaxer`` (e.g. :func:`hetflow.workflows.registry.junction_relaxer`) then relaxes the chosen
+    junction in its periodic probe slab (:func:`junction_probe`); the returned registry carries the
+    displacements (``relaxation``, :func:`junction_record`) that the builders apply."""
     cell = interface_cell(perovskite, partner, strain_to)
     cands = [r.replace(details={**r.details, "continuity": continues_cation_network(r)})
              for r in candidate_registries(cell, keep=n_candidates)]
@@ -291,13 +350,25 @@ def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite"
         raise StructureError(f"no junction of {perovskite}/{partner} continues the cation sub-network "
                              f"(top-sheet Pb ≤ {CONTINUITY_OFFSET} Å from a column, Cs–Pb ≥ {CONTINUITY_CS_PB} Å)")
     if scorer is None:
-        return cands[0], cands
-    evaluated = scorer(cands, lambda r: probe_model(perovskite, partner, r, strain_to))
-    ok = [r for r in evaluated if r.score is not None and np.isfinite(r.score) and r.details.get("continuity")]
-    if not ok:
-        raise StructureError("the registry scorer returned no finite score for a junction that continues the "
-                             "cation sub-network")
-    return min(ok, key=lambda r: r.score), evaluated
+        best, evaluated = cands[0], cands
+    else:
+        evaluated = scorer(cands, lambda r: probe_model(perovskite, partner, r, strain_to))
+        ok = [r for r in evaluated if r.score is not None and np.isfinite(r.score) and r.details.get("continuity")]
+        if not ok:
+            raise StructureError("the registry scorer returned no finite score for a junction that continues the "
+                                 "cation sub-network")
+        best = min(ok, key=lambda r: r.score)
+    return (relax_junction(perovskite, partner, best, relaxer, strain_to) if relaxer is not None else best), evaluated
+
+
+def relax_junction(perovskite: str, partner: str, reg: Registry, relaxer: JunctionRelaxer,
+                   strain_to: str = "perovskite") -> Registry:
+    """``reg`` with its junction relaxed by ``relaxer`` in the periodic probe slab (see
+    :func:`junction_probe`): ``relaxation`` = :func:`junction_record` + what the relaxer reports."""
+    probe = junction_probe(perovskite, partner, reg, strain_to)
+    positions, meta = relaxer(probe)
+    record = junction_record(probe, positions, reg, strain_to)
+    return reg.replace(relaxation={**dict(meta), **record})
 
 
 def _as_registry(registry: Registry | dict | None) -> Registry | None:
@@ -378,20 +449,27 @@ def _check_common(perovskite: str, partner: str, size, partner_cells: int, strai
 # --------------------------------------------------------------------------- builders
 
 
-def _resolve_registry(perovskite: str, partner: str, strain_to: str, registry, scorer) -> tuple[Registry, list]:
+def _resolve_registry(perovskite: str, partner: str, strain_to: str, registry, scorer,
+                      relaxer: JunctionRelaxer | None = None) -> tuple[Registry, list]:
     reg = _as_registry(registry)
     if reg is not None:
+        if relaxer is not None and reg.relaxation is None:
+            reg = relax_junction(perovskite, partner, reg, relaxer, strain_to)
         return reg, []
-    return choose_registry(perovskite, partner, strain_to, scorer)
+    return choose_registry(perovskite, partner, strain_to, scorer, relaxer=relaxer)
 
 
 def _registry_info(reg: Registry, evaluated: list[Registry], cell: InterfaceCell) -> dict:
     off = column_offsets(cell, reg)
-    return {
+    out = {
         "orientation": reg.orientation, "shift_frac": [float(v) for v in reg.shift_frac], "gap": float(reg.gap),
         "scorer": reg.scorer, "score": reg.score, "column_offset_max": float(off.max()),
         "candidates": [r.to_dict() for r in evaluated],
     }
+    if reg.relaxation is not None:
+        out["relaxation"] = reg.relaxation
+        out["column_offset_max_rigid"] = float(column_offsets(cell, reg.replace(relaxation=None)).max())
+    return out
 
 
 def build_heterostructure(
@@ -405,6 +483,8 @@ def build_heterostructure(
     registry: Registry | dict | None = None,
     scorer: RegistryScorer | None = None,
     partner_margin: float = 1.0,
+    relaxer: JunctionRelaxer | None = None,
+    relax_partner_faces: bool = True,
 ) -> Atoms:
     """Finite NC heterostructure: a CsX-terminated perovskite cube on a chalcohalide domain.
 
@@ -423,6 +503,14 @@ def build_heterostructure(
         ``None`` chooses it: by ``scorer`` when given (e.g.
         :func:`hetflow.workflows.registry.energy_scorer`), else by cation-column continuity.
     partner_margin: how far (Å) the chalcohalide extends beyond the perovskite's footprint.
+    relaxer: relaxes the chosen junction in its periodic probe slab (e.g.
+        :func:`hetflow.workflows.registry.junction_relaxer`); the atoms next to the interface then
+        take the relaxed junction's displacements (``registry.relaxation``, also applied when a
+        given ``registry`` carries them).  ``None`` and no relaxation in ``registry``: the rigid
+        junction.
+    relax_partner_faces: with a ``relaxer``, also relax the chalcohalide domain's cut faces (its
+        outer face and lateral edges) in the standalone domain, the planes that bind the
+        perovskite (:data:`PARTNER_FACES_FIXED_PLANES`) held (:func:`partner_faces_model`).
 
     The perovskite domain is exactly :func:`~hetflow.structures.nanocrystal.cut_nanocrystal` of
     ``size`` (the standalone reference NC): CsX on every face, surface Cs vacancies by the one
@@ -436,7 +524,7 @@ def build_heterostructure(
     if not (np.isfinite(partner_margin) and 0 <= partner_margin <= 20):
         raise InputError(f"partner_margin must be between 0 and 20 Å, got {partner_margin}")
     icell = interface_cell(pentry.name, centry.name, strain_to)
-    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer)
+    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer, relaxer)
     ap = perovskite_spacing(pentry.name)
     a_in = icell.a_in
 
@@ -477,7 +565,11 @@ def build_heterostructure(
     hs.set_cell(np.zeros((3, 3)))
     syms = np.array(hs.get_chemical_symbols())
     hs.set_array("role", _roles(syms, hs.arrays["domain"], a_sym, b_sym))
-    _label_layers(hs, 2 * size[2])
+    _label_layers(hs, 2 * size[2])  # on the rigid planes, before the junction's displacements
+    hs.positions, n_moved = apply_junction_relaxation(syms, hs.positions, icell, reg)
+    faces = None
+    if relaxer is not None and relax_partner_faces:
+        hs.positions, faces = _relax_partner_faces(hs, relaxer)
     if vacuum is not None:
         hs.center(vacuum=vacuum)
     _check_model(hs, charge)
@@ -487,21 +579,59 @@ def build_heterostructure(
         halide=x_sym, size=list(size), partner_cells=int(partner_cells), perovskite_layers=2 * size[2],
         strain_to=strain_to, inplane_spacing=float(a_in), charge=int(charge), stacking_axis=2,
         mismatch_percent=float(match.mismatch_percent),
-        registry=_registry_info(reg, evaluated, icell),
+        registry=_registry_info(reg, evaluated, icell), junction_relaxed_atoms=int(n_moved),
         termination=term, partner_removed_ions=len(removed),
         counts=model_counts(hs),
     )
+    if faces is not None:
+        hs.info["partner_faces"] = faces
     return hs
 
 
+#: the chalcohalide planes held when the domain's cut faces are relaxed alone: the shared Pb sheet
+#: and its Cl and S (layers −1 … −3), which bind the perovskite
+PARTNER_FACES_FIXED_PLANES = 3
+
+
+def partner_faces_model(hs: Atoms) -> Atoms:
+    """The chalcohalide domain of a heterostructure alone (finite), with a boolean array ``free``:
+    every atom but the :data:`PARTNER_FACES_FIXED_PLANES` planes that bind the perovskite — what a
+    relaxer moves to take the cut artefacts (bare outer Pb sheet, lateral edges) out of a model."""
+    ch = np.flatnonzero(hs.arrays["domain"] == "chalcohalide")
+    patch = hs[ch]
+    patch.pbc = False
+    patch.set_cell(np.zeros((3, 3)))
+    patch.set_array("free", patch.arrays["layer"] < -PARTNER_FACES_FIXED_PLANES)
+    patch.info = {"relax_what": "partner faces"}
+    return patch
+
+
+def _relax_partner_faces(hs: Atoms, relaxer: JunctionRelaxer) -> tuple[np.ndarray, dict]:
+    patch = partner_faces_model(hs)
+    positions, meta = relaxer(patch)
+    positions = np.asarray(positions, float)
+    if positions.shape != patch.positions.shape or not np.isfinite(positions).all():
+        raise StructureError(f"the partner-faces relaxer returned positions of shape {positions.shape}, "
+                             f"expected finite {patch.positions.shape}")
+    out = hs.positions.copy()
+    out[hs.arrays["domain"] == "chalcohalide"] = positions
+    moved = np.linalg.norm(positions - patch.positions, axis=1)
+    return out, {**dict(meta), "free_atoms": int(patch.arrays["free"].sum()),
+                 "max_displacement": round(float(moved.max()), 4)}
+
+
 def paper_scale_model(perovskite: str = "CsPbCl3", partner: str = "Pb4S3Cl2", registry: Registry | dict | None = None,
-                      scorer: RegistryScorer | None = None) -> Atoms:
+                      scorer: RegistryScorer | None = None, relaxer: JunctionRelaxer | None = None,
+                      relax_partner_faces: bool = False) -> Atoms:
     """The paper-scale NC heterostructure (:data:`PAPER_SCALE`) centred in the 52 × 52 × 68 Å box
     (x, y in plane, z the stacking axis; pbc False), ``info["box_vacuum"]`` = the smallest gap
     (Å) between the model and a box face.  For CP2K PBE on a cluster (the recipes'
-    ``--level pbe``); ≈ 1.5 × 10³ atoms."""
+    ``--level pbe``); ≈ 1.5 × 10³ atoms.  The junction is relaxed when a ``relaxer`` is given; the
+    chalcohalide's 755-atom domain is not (a GFN1-xTB force call on it costs minutes here) unless
+    ``relax_partner_faces`` asks for it."""
     hs = build_heterostructure(perovskite, partner, size=PAPER_SCALE["size"], partner_cells=PAPER_SCALE["partner_cells"],
-                               registry=registry, scorer=scorer)
+                               registry=registry, scorer=scorer, relaxer=relaxer,
+                               relax_partner_faces=relax_partner_faces)
     box = np.array(PAPER_SCALE["box"])
     hs.set_cell(np.diag(box))
     hs.positions += box / 2 - 0.5 * (hs.positions.min(axis=0) + hs.positions.max(axis=0))
@@ -538,6 +668,7 @@ def build_slab(
     vacuum: float = 15.0,
     registry: Registry | dict | None = None,
     scorer: RegistryScorer | None = None,
+    relaxer: JunctionRelaxer | None = None,
 ) -> Atoms:
     """Periodic slab: in-plane periodic (``inplane`` × the partner a × c cell ≙ √2 × √2
     perovskite cells), vacuum along z; the junction as in :func:`build_heterostructure`.
@@ -548,11 +679,11 @@ def build_slab(
     The cell is x ∥ partner a (or c, by the registry's orientation), z the stacking axis.
     """
     return _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum,
-                          registry, scorer)
+                          registry, scorer, relaxer=relaxer)
 
 
 def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum, registry,
-                   scorer, min_layers: int = MIN_PEROVSKITE_LAYERS) -> Atoms:
+                   scorer, min_layers: int = MIN_PEROVSKITE_LAYERS, relaxer: JunctionRelaxer | None = None) -> Atoms:
     m1, m2 = (int(v) for v in inplane)
     if m1 <= 0 or m2 <= 0:
         raise InputError(f"in-plane size must be positive, got {inplane}")
@@ -561,7 +692,7 @@ def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells
     if not (np.isfinite(vacuum) and vacuum > 0):
         raise InputError(f"vacuum must be > 0 Å, got {vacuum}")
     icell = interface_cell(pentry.name, centry.name, strain_to)
-    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer)
+    reg, evaluated = _resolve_registry(pentry.name, centry.name, strain_to, registry, scorer, relaxer)
     ap = perovskite_spacing(pentry.name)
     a_in = icell.a_in
     syms: list[str] = []
@@ -588,8 +719,11 @@ def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells
     ch = Atoms(ch_syms, positions=ch_pos)
     ch.set_array("domain", np.full(len(ch), "chalcohalide", dtype="<U16"))
     unit = pv + ch
+    # the relaxed junction's displacements, carried as an array and added after the planes are labelled
+    moved, n_moved = apply_junction_relaxation(unit.get_chemical_symbols(), unit.positions, icell, reg)
     # rotate to the partner frame: x ∥ vec_a, y ∥ vec_c
     rot = np.array([vec_a / np.linalg.norm(vec_a), vec_c / np.linalg.norm(vec_c), [0, 0, 1.0]])
+    unit.set_array("_junction_shift", (moved - unit.positions) @ rot.T)
     unit.positions = unit.positions @ rot.T
     la, lc = np.linalg.norm(vec_a), np.linalg.norm(vec_c)
     unit.set_cell([[la, 0, 0], [0, lc, 0], [0, 0, 1.0]])
@@ -602,6 +736,8 @@ def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells
     syms_arr = np.array(slab.get_chemical_symbols())
     slab.set_array("role", _roles(syms_arr, slab.arrays["domain"], a_sym, b_sym))
     _label_layers(slab, n_layers)
+    slab.positions += slab.arrays["_junction_shift"]
+    slab.set_array("_junction_shift", None)
     _check_periodic(slab)
     if formal_charge(slab) != 0:
         raise StructureError(f"slab formal charge is {formal_charge(slab):+d}, expected 0")
@@ -612,6 +748,9 @@ def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells
         perovskite_layers=n_layers, strain_to=strain_to, inplane_spacing=float(a_in), charge=0,
         stacking_axis=2, vacuum=float(vacuum), mismatch_percent=float(match.mismatch_percent),
         registry=_registry_info(reg, evaluated, icell), counts=model_counts(slab),
+        junction_relaxed_atoms=int(n_moved) * m1 * m2,
+        # slab position = junction-frame position @ rotation.T + origin (modulo the in-plane cell)
+        junction_frame={"rotation": rot.tolist(), "origin": [0.0, 0.0, float(vacuum - zmin)]},
     )
     return slab
 

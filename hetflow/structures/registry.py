@@ -36,6 +36,8 @@ __all__ = [
     "continuity_score",
     "column_offsets",
     "snap_top_sheet",
+    "junction_displacements",
+    "apply_junction_relaxation",
 ]
 
 
@@ -51,22 +53,39 @@ class Registry:
     score: float | None = None
     scorer: str = "continuity"
     details: dict = field(default_factory=dict, compare=False, hash=False)
+    #: the relaxed junction (:func:`junction_displacements`): per-site displacements of the atoms
+    #: next to the interface, applied by the builders; None = the rigid junction
+    relaxation: dict | None = field(default=None, compare=False, hash=False)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["shift_frac"] = [float(v) for v in self.shift_frac]
+        if self.relaxation is None:
+            d.pop("relaxation")
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Registry":
         return cls(orientation=int(d["orientation"]), shift_frac=tuple(float(v) for v in d["shift_frac"]),
                    gap=float(d["gap"]), snap=bool(d.get("snap", False)), score=d.get("score"), scorer=str(d.get("scorer", "given")),
-                   details=dict(d.get("details", {})))
+                   details=dict(d.get("details", {})), relaxation=_relaxation_from(d.get("relaxation")))
 
     def replace(self, **kw) -> "Registry":
         d = self.to_dict()
         d.update(kw)
         return Registry.from_dict(d)
+
+
+def _relaxation_from(rel) -> dict | None:
+    """A registry's ``relaxation`` record as given (dict with a ``sites`` table) or None."""
+    if rel is None:
+        return None
+    if not isinstance(rel, dict) or not isinstance(rel.get("sites"), (list, tuple)):
+        raise ValueError("relaxation must be a dict with a 'sites' table")
+    for row in rel["sites"]:
+        if len(row) != 7 or not isinstance(row[0], str) or not np.isfinite(np.asarray(row[1:], float)).all():
+            raise ValueError(f"relaxation site rows are [symbol, fa, fc, z, dx, dy, dz] with finite numbers, got {row!r}")
+    return dict(rel)
 
 
 @dataclass
@@ -98,7 +117,8 @@ class InterfaceCell:
         va, vc = self.vectors(reg.orientation)
         f = self.ch_frac + np.asarray(reg.shift_frac)
         pos = f[:, :1] * va + f[:, 1:2] * vc + np.c_[np.zeros((len(f), 2)), self.ch_z - reg.gap]
-        return snap_top_sheet(np.array(self.ch_symbols), pos, self.a_in) if reg.snap else pos
+        pos = snap_top_sheet(np.array(self.ch_symbols), pos, self.a_in) if reg.snap else pos
+        return apply_junction_relaxation(self.ch_symbols, pos, self, reg)[0] if reg.relaxation else pos
 
 
 def snap_top_sheet(syms: np.ndarray, pos: np.ndarray, a_in: float, top_tol: float = 0.3) -> np.ndarray:
@@ -251,3 +271,76 @@ def candidate_registries(cell: InterfaceCell, grid: int = 12, keep: int = 8, ref
             break
         out.append(far)
     return out
+
+
+def _site_coords(cell: InterfaceCell, reg: Registry, pos: np.ndarray) -> np.ndarray:
+    """(fa, fc) ∈ [0, 1)² of Cartesian junction-frame positions in the chalcohalide's a × c cell."""
+    va, vc = cell.vectors(reg.orientation)
+    f = np.linalg.solve(np.array([va[:2], vc[:2]]).T, pos[:, :2].T).T
+    return f - np.floor(f)
+
+
+def junction_displacements(symbols, start: np.ndarray, relaxed: np.ndarray, cell: InterfaceCell, reg: Registry,
+                           moved: np.ndarray, ndigits: int = 2) -> tuple[list[list], float]:
+    """Per-site displacement table of a relaxed periodic junction, and its spread (Å).
+
+    ``start``/``relaxed``: positions (Å) of a probe slab in the junction frame (x, y ∥ perovskite
+    axes, origin on a perovskite Pb column, z = 0 the terminal CsX plane) before and after the
+    relaxation; ``moved``: the atoms that were free.  Atoms that are images of one another under the
+    a × c lattice (the probe is a supercell) are one site; the table holds each site's mean
+    displacement as rows ``[symbol, fa, fc, z, dx, dy, dz]`` (fa, fc fractions of the a × c cell,
+    z and d in Å).  The spread is the largest deviation of an image from its site's mean — a
+    measure of how far the relaxation broke the cell's periodicity (octahedral tilts do)."""
+    syms = np.asarray(symbols)
+    moved = np.asarray(moved, bool)
+    f = _site_coords(cell, reg, start[moved])
+    z = start[moved, 2]
+    d = relaxed[moved] - start[moved]
+    keys: dict[tuple, list[int]] = {}
+    for k, (s, fa, fc, zz) in enumerate(zip(syms[moved], f[:, 0], f[:, 1], z)):
+        key = (str(s), round(float(fa) % 1.0, ndigits) % 1.0, round(float(fc) % 1.0, ndigits) % 1.0, round(float(zz), 1))
+        keys.setdefault(key, []).append(k)
+    rows: list[list] = []
+    spread = 0.0
+    for (s, _, _, _), idx in keys.items():
+        mean = d[idx].mean(axis=0)
+        spread = max(spread, float(np.linalg.norm(d[idx] - mean, axis=1).max()))
+        fa, fc = f[idx[0]]
+        rows.append([s, round(float(fa), 5), round(float(fc), 5), round(float(z[idx].mean()), 4),
+                     *(round(float(v), 4) for v in mean)])
+    rows.sort(key=lambda r: (-r[3], r[0], r[1], r[2]))
+    return rows, spread
+
+
+def apply_junction_relaxation(symbols, pos: np.ndarray, cell: InterfaceCell, reg: Registry,
+                              tol: float = 0.25) -> tuple[np.ndarray, int]:
+    """Positions (Å, junction frame) with ``reg.relaxation``'s site displacements added, and how many
+    atoms were moved.  An atom takes the displacement of the site of its element that it sits on
+    (within ``tol`` Å in plane, modulo the a × c lattice, and in z); atoms on no site (the rest of
+    the model) stay where they are."""
+    out = np.array(pos, float, copy=True)
+    rel = reg.relaxation
+    if not rel or not rel.get("sites"):
+        return out, 0
+    sites = rel["sites"]
+    ssym = np.array([r[0] for r in sites])
+    sf = np.array([[r[1], r[2]] for r in sites], float)
+    sz = np.array([r[3] for r in sites], float)
+    sd = np.array([r[4:7] for r in sites], float)
+    va, vc = cell.vectors(reg.orientation)
+    m2 = np.array([va[:2], vc[:2]]).T
+    syms = np.asarray(symbols)
+    f = _site_coords(cell, reg, out)
+    hit = 0
+    for k in range(len(out)):
+        near = np.flatnonzero((ssym == syms[k]) & (np.abs(sz - out[k, 2]) < tol))
+        if not len(near):
+            continue
+        df = f[k] - sf[near]
+        df -= np.round(df)
+        dist = np.linalg.norm(df @ m2.T, axis=1)
+        j = int(np.argmin(dist))
+        if dist[j] < tol:
+            out[k] += sd[near[j]]
+            hit += 1
+    return out, hit

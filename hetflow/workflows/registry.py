@@ -15,8 +15,15 @@ structures layer never imports a calculator.  :func:`energy_scorer` returns a sc
 3. returns every evaluated registry with ``score`` = energy relative to the lowest (eV) and the
    absolute energy and SCF iterations in ``details``.
 
-Energies are cached on disk by calculation key (structure + spec + code version) in
-``$HETFLOW_CACHE`` (default ``~/.cache/hetflow``)/registry, so a second build costs nothing.
+:func:`junction_relaxer` then relaxes the chosen junction in its periodic probe slab (default
+GFN1-xTB, LBFGS to 0.05 eV/Å; perovskite layers 0–2 and the chalcohalide's top five planes move,
+the outer planes keep the bulk geometry); the builders give the atoms next to the interface the
+relaxed junction's displacements.  The rigid junction puts the chalcohalide's top Pb 0.64 Å from the
+perovskite's cation columns; relaxed they stand 0.42–0.44 Å from them.
+
+Energies and relaxed junctions are cached on disk by calculation key (structure + spec + code
+version) in ``$HETFLOW_CACHE`` (default ``~/.cache/hetflow``)/registry, so a second build costs
+nothing.
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ from hetflow.calculators.base import CalcSpec, calc_key
 from hetflow.errors import HetflowError, StructureError
 from hetflow.structures.registry import Registry
 
-__all__ = ["energy_scorer", "cache_dir", "choose_energy_registry"]
+__all__ = ["energy_scorer", "junction_relaxer", "cache_dir", "choose_energy_registry", "JUNCTION_SPEC"]
 
 log = logging.getLogger("hetflow.workflows.registry")
 
 #: gap offsets (Å) of the refinement scan around the best candidate
 GAP_SCAN = (-0.4, -0.2, 0.2, 0.4)
+
+#: the junction relaxation: GFN1-xTB (periodic), LBFGS to 0.05 eV/Å (the probe slab starts at ≈ 1.1
+#: eV/Å; ≈ 100 force calls, 5 min on 2 cores)
+JUNCTION_SPEC = dict(method="GFN1-xTB", periodic=True, task="relax", fmax=0.05, max_steps=600, optimizer="LBFGS")
 
 
 def cache_dir() -> Path:
@@ -48,29 +59,40 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "registry"
 
 
+def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None) -> tuple[Path | None, dict | None]:
+    """The cache file of (atoms, spec) and its content (None when absent or unreadable)."""
+    path = None if cache is None else cache / f"{calc_key(atoms, spec)}.json"
+    if path is not None and path.is_file():
+        try:
+            return path, json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: recompute and overwrite
+    return path, None
+
+
+def _cache_write(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home must not stop a build
+        log.info("registry cache not written (%s)", exc)
+
+
 def _energy(atoms: Atoms, spec: CalcSpec, cache: Path | None) -> tuple[float, int | None]:
     from hetflow.calculators.run import run_calculation
 
-    key = calc_key(atoms, spec)
-    path = None if cache is None else cache / f"{key}.json"
-    if path is not None and path.is_file():
-        try:
-            d = json.loads(path.read_text())
-            return float(d["energy"]), d.get("scf_steps")
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache entry: recompute and overwrite
+    path, d = _cache_read(atoms, spec, cache)
+    if d is not None and "energy" in d:
+        return float(d["energy"]), d.get("scf_steps")
     r = run_calculation(atoms, spec)
     if not np.isfinite(r.energy):
         raise HetflowError(f"probe single point gave a non-finite energy ({r.energy})")
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"energy": r.energy, "scf_steps": r.scf_steps, "atoms": len(atoms),
-                                       "formula": atoms.get_chemical_formula(), "spec": spec.key()}))
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only home must not stop a build
-            log.info("registry cache not written (%s)", exc)
+    _cache_write(path, {"energy": r.energy, "scf_steps": r.scf_steps, "atoms": len(atoms),
+                        "formula": atoms.get_chemical_formula(), "spec": spec.key()})
     return float(r.energy), r.scf_steps
 
 
@@ -95,7 +117,7 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
                               details={**reg.details, "energy_eV": e, "scf_steps": scf, "probe_atoms": len(atoms),
                                        "stage": what})
             evaluated.append(out)
-            say(f"registry {what} {len(evaluated)}: shift {list(np.round(reg.shift_frac, 3))}, gap "
+            say(f"registry {what} {len(evaluated)}: shift {np.round(reg.shift_frac, 3).tolist()}, gap "
                 f"{reg.gap:.2f} Å → E = {e:.3f} eV")
             return out
 
@@ -132,10 +154,56 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
     return scorer
 
 
+def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
+                     progress: Callable[[str], None] | None = None) -> Callable[[Atoms], tuple[np.ndarray, dict]]:
+    """A junction relaxer for the builders (``relaxer=``): relaxes the atoms a
+    :func:`~hetflow.structures.interface.junction_probe` marks ``free``, the others fixed.
+
+    ``spec``: the relaxation (default :data:`JUNCTION_SPEC`: periodic GFN1-xTB, LBFGS, 0.05 eV/Å);
+    the result (positions, energies before/after, residual force, force calls) is cached like the
+    probe energies.  A relaxation that stops unconverged is kept and says so (``converged``)."""
+    base = (spec or CalcSpec(**JUNCTION_SPEC)).replace(task="relax", want_mo=False)
+    base = base.with_settings(freeze={"free": ["False"]})
+    where = cache_dir() if cache else None
+    say = progress or (lambda msg: log.info(msg))
+
+    def relaxer(probe: Atoms) -> tuple[np.ndarray, dict]:
+        from hetflow.calculators.run import run_calculation
+
+        if "free" not in probe.arrays:
+            raise HetflowError("the structure to relax carries no 'free' array (junction_probe / partner_faces)")
+        spec = base.replace(periodic=bool(probe.pbc.any()))  # the periodic probe slab, or a finite domain
+        what = probe.info.get("relax_what", "junction")
+        path, d = _cache_read(probe, spec, where)
+        if d is None or "positions" not in d:
+            say(f"{what}: relaxing {int(np.sum(probe.arrays['free']))} of {len(probe)} atoms with "
+                f"{spec.method} ({spec.optimizer}, fmax {spec.fmax} eV/Å)")
+            start = run_calculation(probe, spec.replace(task="single_point"))
+            r = run_calculation(probe, spec)
+            free = np.asarray(probe.arrays["free"], bool)
+            fmax = float(np.linalg.norm(np.asarray(r.forces)[free], axis=1).max())
+            fmax0 = float(np.linalg.norm(np.asarray(start.forces)[free], axis=1).max())
+            d = {"positions": np.asarray(r.atoms.positions).tolist(), "method": spec.method, "optimizer": spec.optimizer,
+                 "fmax_target": spec.fmax, "converged": bool(r.converged), "energy_rigid_eV": float(start.energy),
+                 "energy_eV": float(r.energy), "fmax_rigid": round(fmax0, 4), "fmax": round(fmax, 4),
+                 "force_calls": r.force_calls, "spec": spec.key()}
+            _cache_write(path, d)
+        say(f"{what}: {d['method']} relaxation {'converged' if d['converged'] else 'NOT converged'} in "
+            f"{d['force_calls']} force calls, fmax {d['fmax_rigid']:.2f} → {d['fmax']:.3f} eV/Å, "
+            f"E {d['energy_eV'] - d['energy_rigid_eV']:+.3f} eV")
+        meta = {k: v for k, v in d.items() if k not in ("positions", "spec")}
+        return np.asarray(d["positions"], float), meta
+
+    return relaxer
+
+
 def choose_energy_registry(perovskite: str, partner: str, strain_to: str = "perovskite",
                            spec: CalcSpec | None = None, cache: bool = True,
-                           progress: Callable[[str], None] | None = None) -> tuple[Registry, list[Registry]]:
-    """The junction of lowest probe energy and every registry evaluated (relative energies, eV)."""
+                           progress: Callable[[str], None] | None = None,
+                           relax: bool = True) -> tuple[Registry, list[Registry]]:
+    """The junction of lowest probe energy and every registry evaluated (relative energies, eV);
+    with ``relax`` (default) the chosen junction relaxed by :func:`junction_relaxer`."""
     from hetflow.structures.interface import choose_registry
 
-    return choose_registry(perovskite, partner, strain_to, energy_scorer(spec, cache, progress))
+    return choose_registry(perovskite, partner, strain_to, energy_scorer(spec, cache, progress),
+                           relaxer=junction_relaxer(cache=cache, progress=progress) if relax else None)

@@ -77,12 +77,21 @@ class ScanModel:
     size: tuple[int, int, int] | None = None
     partner_cells: int | None = None
     registry: dict | None = None  # None: chosen by GFN1-xTB energy (cached); or a Registry dict
+    #: relax the junction (probe slab) and the chalcohalide's cut faces at GFN1-xTB (cached); None:
+    #: when the registry is chosen by energy (a given registry is used as it is, relaxed or not)
+    relax: bool | None = None
 
     def build(self, table: str, quick: bool) -> Atoms:
         size, cells = MODELS[(table, quick)]
         reg = self.registry if self.registry is not None else self.energy_registry()
+        relax = self.registry is None if self.relax is None else self.relax
+        relaxer = None
+        if relax:
+            from hetflow.workflows.registry import junction_relaxer
+
+            relaxer = junction_relaxer()
         hs = build_heterostructure(self.perovskite, self.partner, size=self.size or size,
-                                   partner_cells=self.partner_cells or cells, registry=reg)
+                                   partner_cells=self.partner_cells or cells, registry=reg, relaxer=relaxer)
         hs.info["name"] = "pristine"
         return hs
 
