@@ -21,6 +21,7 @@ def test_build_heterostructure_writes_extxyz_and_summary(tmp_path):
     assert "perovskite 0 … 6 (7 layers" in r.stdout
     assert "termination  CsX on every face" in r.stdout and "≤ 25% per face" in r.stdout
     assert "chosen by continuity" in r.stdout
+    assert "junction     rigid (not relaxed)" in r.stdout  # no calculator behind --registry continuity
     # the picture: a real PNG of two panels
     png = tmp_path / "hs.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

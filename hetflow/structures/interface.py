@@ -10,10 +10,15 @@ Geometry (PHASES.md; Toso et al. 2022, Livakas et al.):
 * the perovskite's interfacial CsX monolayer is the *shared layer* (``layer`` 0): its halides
   bind the chalcohalide's surface Pb, its Cs continue the chalcohalide Pb sub-lattice.
 
-The lateral registry and the gap between the domains are chosen by a grid search that
-maximises cation–anion contacts (2.75–3.35 Å) across the interface while keeping like ions
-apart (cation–cation ≥ 3.6 Å, anion–anion ≥ 3.4 Å) — a purely geometric start for the
-relaxation, reported in ``atoms.info["registry"]``.
+The lateral registry and the gap are chosen among junctions that continue the cation
+sub-network (:mod:`hetflow.structures.registry`): by a *scorer* passed in (single-point energies
+of periodic probe slabs, :mod:`hetflow.workflows.registry`) or by the geometric continuity score.
+A *relaxer* passed in then relaxes the chosen junction in its probe slab (:func:`junction_probe`)
+— the builders give the atoms next to the interface its per-site displacements — and the
+chalcohalide domain's cut faces in the standalone domain (:func:`partner_faces_model`).  This
+module never runs a calculator: scorer and relaxer are functions it is given.  Everything is
+reported in ``atoms.info["registry"]`` (candidates, energies, the relaxation record) and
+``atoms.info["partner_faces"]``.
 
 Labels (``atoms.arrays``): ``domain`` ("perovskite" | "chalcohalide"), ``layer`` (0 = shared
 layer, +1 … into the perovskite alternating PbX2 / CsX, −1 … into the chalcohalide, one per
