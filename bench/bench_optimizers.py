@@ -23,6 +23,7 @@ count as results; an unconverged run says so.  Ratios are within one run
     python bench/bench_optimizers.py MODEL.extxyz --method GFN1-xTB [--backend tblite]
         [--fmax 0.05] [--max-steps 2000] [--optimizers FIRE LBFGS PreconLBFGS Sella]
         [--prerelax chgnet | --no-prerelax] [--precon Exp|auto] [--threads 2] [--name optimizers]
+        [--save-geometries DIR]
     python bench/bench_optimizers.py --quick       # 2×2×2 CsPbCl3 NC (64 atoms), GFN1-xTB, ≈ 5 min
     python bench/bench_optimizers.py --faithful    # the quick S1 pristine heterostructure (hours)
 
@@ -68,7 +69,7 @@ def run_one(atoms, spec, label: str) -> dict:
         "prerelax_converged": pre.get("converged"), "prerelax_fmax": pre.get("fmax_reached"),
         "prerelax_wall_s": pre.get("wall_time"), "wall_s": wall,
         "target_wall_s": wall - float(pre.get("wall_time") or 0.0),
-        "energy_eV": float(r.energy), "positions": r.atoms.positions.tolist(),
+        "energy_eV": float(r.energy), "positions": r.atoms.positions.tolist(), "final": r.atoms,
     }
     pc = f"{row['prerelax_force_calls']:>5d}" if pre else "    –"
     print(f"   {label:<22} calls {row['force_calls']:>5d}  steps {row['opt_steps']:>5d}  prerelax calls {pc}  "
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
                    help="PreconLBFGS preconditioner (ASE's 'auto' switches it off below 100 atoms)")
     p.add_argument("--threads", type=int, default=int(os.environ.get("HETFLOW_THREADS") or 2))
     p.add_argument("--name", default=None, help="results file name (default optimizers[_quick])")
+    p.add_argument("--save-geometries", metavar="DIR", default=None,
+                   help="also write each run's final geometry to DIR/<name>-<run>.extxyz (labels kept)")
     a = p.parse_args(argv)
     os.environ["HETFLOW_THREADS"] = str(a.threads)  # tblite worker and torch; not in the content key
 
@@ -177,6 +180,14 @@ def main(argv=None) -> int:
               f"({min(r['force_calls'] for r in ok)}); lowest energy: {best['label']}", flush=True)
     for r in rows:
         r.pop("positions")
+        final = r.pop("final")
+        if a.save_geometries:
+            from hetflow.structures.io import write_structure
+
+            out = Path(a.save_geometries) / f"{name}-{r['label'].replace(' ', '_').replace('+', 'plus')}.extxyz"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            final.info.update(optimizer=r["optimizer"], energy_eV=r["energy_eV"], fmax_reached=r["fmax_reached"])
+            print(f"   wrote {write_structure(final, out)}")
     path = save(name, {
         "model": source, "natoms": len(atoms), "formula": atoms.get_chemical_formula(),
         "backend": base.backend, "method": base.method, "fmax": a.fmax, "max_steps": a.max_steps,

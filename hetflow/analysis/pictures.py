@@ -89,6 +89,13 @@ def render_model(atoms: Atoms, path: str | Path, radius_scale: float = 0.55, dpi
     if isinstance(reg, dict) and "gap" in reg:
         sub = (f"\nregistry: shift {np.round(reg.get('shift_frac', []), 3).tolist()} of the a×c cell, "
                f"gap {reg['gap']:.2f} Å, chosen by {reg.get('scorer', '?')}")
+        rel = reg.get("relaxation")
+        faces = atoms.info.get("partner_faces")
+        if isinstance(rel, dict):
+            sub += (f"; junction relaxed at {rel.get('method', '?')}"
+                    + (", chalcohalide faces too" if isinstance(faces, dict) else ""))
+        else:
+            sub += "; rigid junction"
     fig.suptitle(model_title(atoms) + sub, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)

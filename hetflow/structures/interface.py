@@ -254,9 +254,10 @@ def interface_cell(perovskite: str, partner: str, strain_to: str = "perovskite")
 
 #: registry scorer: candidates + a probe-model builder → the evaluated registries (lowest score wins)
 RegistryScorer = Callable[[list[Registry], Callable[[Registry], Atoms]], list[Registry]]
-#: junction relaxer: a :func:`junction_probe` (array ``free`` marks the atoms to move) → relaxed
-#: positions (Å) and a dict describing the relaxation (method, energies, fmax, steps …)
-JunctionRelaxer = Callable[[Atoms], tuple[np.ndarray, dict]]
+#: relaxer: a structure whose boolean array ``free`` marks the atoms to move (a periodic
+#: :func:`junction_probe` or a finite :func:`partner_faces_model`) → relaxed positions (Å) and a dict
+#: describing the relaxation (method, energies, fmax, force calls …)
+Relaxer = Callable[[Atoms], tuple[np.ndarray, dict]]
 
 #: in-plane cells, perovskite cells and partner blocks of the probe slab a calculator-backed scorer
 #: evaluates: periodic in plane, so every registry has the same composition (a finite patch would
@@ -335,7 +336,7 @@ def continues_cation_network(reg: Registry) -> bool:
 
 def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite",
                     scorer: RegistryScorer | None = None, n_candidates: int = 8,
-                    relaxer: JunctionRelaxer | None = None) -> tuple[Registry, list[Registry]]:
+                    relaxer: Relaxer | None = None) -> tuple[Registry, list[Registry]]:
     """Best junction and every registry evaluated.
 
     Candidates are the ``n_candidates`` best by :func:`~hetflow.structures.registry.continuity_score`
@@ -366,7 +367,7 @@ def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite"
     return (relax_junction(perovskite, partner, best, relaxer, strain_to) if relaxer is not None else best), evaluated
 
 
-def relax_junction(perovskite: str, partner: str, reg: Registry, relaxer: JunctionRelaxer,
+def relax_junction(perovskite: str, partner: str, reg: Registry, relaxer: Relaxer,
                    strain_to: str = "perovskite") -> Registry:
     """``reg`` with its junction relaxed by ``relaxer`` in the periodic probe slab (see
     :func:`junction_probe`): ``relaxation`` = :func:`junction_record` + what the relaxer reports."""
@@ -455,7 +456,7 @@ def _check_common(perovskite: str, partner: str, size, partner_cells: int, strai
 
 
 def _resolve_registry(perovskite: str, partner: str, strain_to: str, registry, scorer,
-                      relaxer: JunctionRelaxer | None = None) -> tuple[Registry, list]:
+                      relaxer: Relaxer | None = None) -> tuple[Registry, list]:
     reg = _as_registry(registry)
     if reg is not None:
         if relaxer is not None and reg.relaxation is None:
@@ -488,7 +489,7 @@ def build_heterostructure(
     registry: Registry | dict | None = None,
     scorer: RegistryScorer | None = None,
     partner_margin: float = 1.0,
-    relaxer: JunctionRelaxer | None = None,
+    relaxer: Relaxer | None = None,
     relax_partner_faces: bool = True,
 ) -> Atoms:
     """Finite NC heterostructure: a CsX-terminated perovskite cube on a chalcohalide domain.
@@ -611,7 +612,7 @@ def partner_faces_model(hs: Atoms) -> Atoms:
     return patch
 
 
-def _relax_partner_faces(hs: Atoms, relaxer: JunctionRelaxer) -> tuple[np.ndarray, dict]:
+def _relax_partner_faces(hs: Atoms, relaxer: Relaxer) -> tuple[np.ndarray, dict]:
     patch = partner_faces_model(hs)
     positions, meta = relaxer(patch)
     positions = np.asarray(positions, float)
@@ -626,7 +627,7 @@ def _relax_partner_faces(hs: Atoms, relaxer: JunctionRelaxer) -> tuple[np.ndarra
 
 
 def paper_scale_model(perovskite: str = "CsPbCl3", partner: str = "Pb4S3Cl2", registry: Registry | dict | None = None,
-                      scorer: RegistryScorer | None = None, relaxer: JunctionRelaxer | None = None,
+                      scorer: RegistryScorer | None = None, relaxer: Relaxer | None = None,
                       relax_partner_faces: bool = False) -> Atoms:
     """The paper-scale NC heterostructure (:data:`PAPER_SCALE`) centred in the 52 × 52 × 68 Å box
     (x, y in plane, z the stacking axis; pbc False), ``info["box_vacuum"]`` = the smallest gap
@@ -673,7 +674,7 @@ def build_slab(
     vacuum: float = 15.0,
     registry: Registry | dict | None = None,
     scorer: RegistryScorer | None = None,
-    relaxer: JunctionRelaxer | None = None,
+    relaxer: Relaxer | None = None,
 ) -> Atoms:
     """Periodic slab: in-plane periodic (``inplane`` × the partner a × c cell ≙ √2 × √2
     perovskite cells), vacuum along z; the junction as in :func:`build_heterostructure`.
@@ -688,7 +689,7 @@ def build_slab(
 
 
 def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum, registry,
-                   scorer, min_layers: int = MIN_PEROVSKITE_LAYERS, relaxer: JunctionRelaxer | None = None) -> Atoms:
+                   scorer, min_layers: int = MIN_PEROVSKITE_LAYERS, relaxer: Relaxer | None = None) -> Atoms:
     m1, m2 = (int(v) for v in inplane)
     if m1 <= 0 or m2 <= 0:
         raise InputError(f"in-plane size must be positive, got {inplane}")

@@ -156,12 +156,16 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
 
 def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
                      progress: Callable[[str], None] | None = None) -> Callable[[Atoms], tuple[np.ndarray, dict]]:
-    """A junction relaxer for the builders (``relaxer=``): relaxes the atoms a
-    :func:`~hetflow.structures.interface.junction_probe` marks ``free``, the others fixed.
+    """The relaxer of the builders (``relaxer=``): relaxes the atoms a structure marks ``free``, the
+    others fixed — the periodic probe slab of the junction
+    (:func:`~hetflow.structures.interface.junction_probe`) or, finite, the chalcohalide domain whose
+    cut faces are relaxed (:func:`~hetflow.structures.interface.partner_faces_model`).
 
     ``spec``: the relaxation (default :data:`JUNCTION_SPEC`: periodic GFN1-xTB, LBFGS, 0.05 eV/Å);
     the result (positions, energies before/after, residual force, force calls) is cached like the
-    probe energies.  A relaxation that stops unconverged is kept and says so (``converged``)."""
+    probe energies, and the relaxation runs in ``<cache>/work/<key>/`` (``relax.log``, trajectory,
+    checkpoint: an interrupted build resumes).  A relaxation that stops unconverged is kept and
+    says so (``converged``)."""
     base = (spec or CalcSpec(**JUNCTION_SPEC)).replace(task="relax", want_mo=False)
     base = base.with_settings(freeze={"free": ["False"]})
     where = cache_dir() if cache else None
@@ -176,10 +180,14 @@ def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
         what = probe.info.get("relax_what", "junction")
         path, d = _cache_read(probe, spec, where)
         if d is None or "positions" not in d:
+            # a work directory beside the cache: the optimiser's log shows progress, the trajectory
+            # opens in ASE/OVITO, and an interrupted build resumes from the last step
+            wd = None if path is None else path.parent / "work" / path.stem
             say(f"{what}: relaxing {int(np.sum(probe.arrays['free']))} of {len(probe)} atoms with "
-                f"{spec.method} ({spec.optimizer}, fmax {spec.fmax} eV/Å)")
+                f"{spec.method} ({spec.optimizer}, fmax {spec.fmax} eV/Å)"
+                + ("" if wd is None else f"; progress in {wd / 'relax.log'}"))
             start = run_calculation(probe, spec.replace(task="single_point"))
-            r = run_calculation(probe, spec)
+            r = run_calculation(probe, spec, workdir=wd)
             free = np.asarray(probe.arrays["free"], bool)
             fmax = float(np.linalg.norm(np.asarray(r.forces)[free], axis=1).max())
             fmax0 = float(np.linalg.norm(np.asarray(start.forces)[free], axis=1).max())

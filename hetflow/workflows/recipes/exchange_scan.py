@@ -4,7 +4,8 @@ One workflow per table.  Every calculation is a task of the graph (content-keyed
 reuse the store):
 
 * ``pristine`` — relaxation of the labelled heterostructure (the faithful model of
-  :func:`hetflow.structures.interface.build_heterostructure`, registry chosen by GFN1-xTB energy);
+  :func:`hetflow.structures.interface.build_heterostructure`, registry chosen by GFN1-xTB energy,
+  the junction and the chalcohalide's cut faces relaxed at GFN1-xTB when the model is built);
 * ``nc-reference`` — the standalone perovskite NC of the same size and termination, relaxed with
   the same method (the strain reference of SCIENCE.md);
 * ``ref-PbX2-…`` — the PbX2 reservoir references (molecules or bulk);
@@ -96,7 +97,8 @@ class ScanModel:
         return hs
 
     def energy_registry(self) -> dict:
-        """The junction of lowest GFN1-xTB probe energy (:mod:`hetflow.workflows.registry`, cached)."""
+        """The junction of lowest GFN1-xTB probe energy, relaxed in its probe slab
+        (:mod:`hetflow.workflows.registry`, cached)."""
         from hetflow.workflows.registry import choose_energy_registry
 
         reg, evaluated = choose_energy_registry(self.perovskite, self.partner)
