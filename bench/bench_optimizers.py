@@ -25,7 +25,8 @@ count as results; an unconverged run says so.  Ratios are within one run
         [--prerelax chgnet | --no-prerelax] [--precon Exp|auto] [--threads 2] [--name optimizers]
         [--save-geometries DIR]
     python bench/bench_optimizers.py --quick       # 2×2×2 CsPbCl3 NC (64 atoms), GFN1-xTB, ≈ 5 min
-    python bench/bench_optimizers.py --faithful    # the quick S1 pristine heterostructure (hours)
+    python bench/bench_optimizers.py --faithful    # the quick S1 pristine heterostructure (≈ 1 h for FIRE + LBFGS)
+    python bench/bench_optimizers.py --reference-nc  # its standalone 148-atom NC, the control (≈ 4 min)
 
 Run it under ``flock /tmp/hetflow-heavy.lock`` on a shared machine.
 """
@@ -86,7 +87,11 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="2×2×2 CsPbCl3 NC (64 atoms) at GFN1-xTB")
     p.add_argument("--faithful", action="store_true",
                    help="the quick S1 pristine heterostructure (2×2×5 CsPbCl3 on two b/2 blocks of Pb4S3Cl2, "
-                        "junction by GFN1 energy) — the model the tables relax")
+                        "junction by GFN1 energy, relaxed; chalcohalide faces relaxed) — the model the tables relax")
+    p.add_argument("--reference-nc", action="store_true",
+                   help="its standalone perovskite NC (2×2×5 CsPbCl3, 148 atoms, the same termination): the control")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="scale the model's positions uniformly (e.g. 5.40/5.605: CsPbCl3 at GFN1's lattice)")
     p.add_argument("--backend", default="tblite")
     p.add_argument("--method", default=None, help="target method (default: the backend's default)")
     p.add_argument("--fmax", type=float, default=0.05, help="eV/Å")
@@ -113,6 +118,11 @@ def main(argv=None) -> int:
 
         atoms = ScanModel().build("s1", True)
         source = "ScanModel().build('s1', quick=True): " + atoms.get_chemical_formula(mode="hill")
+    elif a.reference_nc:
+        from hetflow.structures.nanocrystal import cut_nanocrystal
+
+        atoms = cut_nanocrystal("CsPbCl3", size=(2, 2, 5), max_face_fraction=0.25)
+        source = "cut_nanocrystal('CsPbCl3', (2, 2, 5), max_face_fraction=0.25): the quick model's reference NC"
     elif a.model:
         from hetflow.structures.io import read_structure
 
@@ -120,7 +130,14 @@ def main(argv=None) -> int:
         source = str(Path(a.model).resolve())
     else:
         p.error("give a model file or --quick")
-    name = a.name or ("optimizers_quick" if a.quick else "optimizers_faithful" if a.faithful else "optimizers")
+    if a.scale != 1.0:
+        if not (0.5 < a.scale < 1.5):
+            p.error(f"--scale must be between 0.5 and 1.5, got {a.scale}")
+        atoms.positions *= a.scale
+        atoms.cell *= a.scale
+        source += f", positions scaled by {a.scale:.4f}"
+    name = a.name or ("optimizers_quick" if a.quick else "optimizers_faithful" if a.faithful
+                      else "optimizers_reference_nc" if a.reference_nc else "optimizers")
     base = CalcSpec(backend=a.backend, method=a.method, task="relax", fmax=a.fmax, max_steps=a.max_steps,
                     periodic=bool(atoms.pbc.any()))
     m = header("Optimiser benchmark: force calls to a converged relaxation, final energies")
