@@ -546,7 +546,10 @@ def _model_line(hs: Atoms) -> str:
     return (f"{hs.info['perovskite_phase']}/{hs.info['partner_phase']} NC heterostructure, perovskite "
             f"{'×'.join(map(str, hs.info['size']))} ({lay} layers), {hs.info['partner_cells']} partner b/2 blocks, "
             f"{len(hs)} atoms ({hs.get_chemical_formula(mode='hill')}); junction chosen by "
-            f"{reg.get('scorer', '?')}")
+            f"{reg.get('scorer', '?')}, "
+            + (f"relaxed at {reg['relaxation'].get('method', '?')}" if isinstance(reg.get("relaxation"), dict)
+               else "rigid")
+            + ("; chalcohalide faces relaxed" if isinstance(hs.info.get("partner_faces"), dict) else ""))
 
 
 def require_complete(r: ScanResult) -> ScanResult:
