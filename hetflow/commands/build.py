@@ -131,13 +131,13 @@ def register(app: click.Group) -> None:
 
         scorer = relaxer = None
         if registry_mode == "energy":
-            from hetflow.workflows.registry import energy_scorer, junction_relaxer
+            from hetflow.workflows.registry import energy_scorer, energy_relaxer
 
             def say(msg: str) -> None:
                 click.echo(msg, err=True)
 
             scorer = energy_scorer(progress=say)
-            relaxer = None if rigid_junction else junction_relaxer(progress=say)
+            relaxer = None if rigid_junction else energy_relaxer(progress=say)
         if paper_scale:
             atoms = paper_scale_model(perovskite, partner, scorer=scorer, relaxer=relaxer)
         elif slab:

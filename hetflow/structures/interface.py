@@ -346,7 +346,7 @@ def choose_registry(perovskite: str, partner: str, strain_to: str = "perovskite"
     is the lowest-scoring one that continues the cation sub-network (the definition of the model;
     the others stay in the record with their scores).  Without a scorer the geometric best.
 
-    ``relaxer`` (e.g. :func:`hetflow.workflows.registry.junction_relaxer`) then relaxes the chosen
+    ``relaxer`` (e.g. :func:`hetflow.workflows.registry.energy_relaxer`) then relaxes the chosen
     junction in its periodic probe slab (:func:`junction_probe`); the returned registry carries the
     displacements (``relaxation``, :func:`junction_record`) that the builders apply."""
     cell = interface_cell(perovskite, partner, strain_to)
@@ -510,7 +510,7 @@ def build_heterostructure(
         :func:`hetflow.workflows.registry.energy_scorer`), else by cation-column continuity.
     partner_margin: how far (Å) the chalcohalide extends beyond the perovskite's footprint.
     relaxer: relaxes the chosen junction in its periodic probe slab (e.g.
-        :func:`hetflow.workflows.registry.junction_relaxer`); the atoms next to the interface then
+        :func:`hetflow.workflows.registry.energy_relaxer`); the atoms next to the interface then
         take the relaxed junction's displacements (``registry.relaxation``, also applied when a
         given ``registry`` carries them).  ``None`` and no relaxation in ``registry``: the rigid
         junction.

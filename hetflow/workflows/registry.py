@@ -15,7 +15,7 @@ structures layer never imports a calculator.  :func:`energy_scorer` returns a sc
 3. returns every evaluated registry with ``score`` = energy relative to the lowest (eV) and the
    absolute energy and SCF iterations in ``details``.
 
-:func:`junction_relaxer` then relaxes the chosen junction in its periodic probe slab (default
+:func:`energy_relaxer` then relaxes the chosen junction in its periodic probe slab (default
 GFN1-xTB, LBFGS to 0.05 eV/Å; perovskite layers 0–2 and the chalcohalide's top five planes move,
 the outer planes keep the bulk geometry); the builders give the atoms next to the interface the
 relaxed junction's displacements.  The rigid junction puts the chalcohalide's top Pb 0.64 Å from the
@@ -28,6 +28,7 @@ nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ from hetflow.calculators.base import CalcSpec, calc_key
 from hetflow.errors import HetflowError, StructureError
 from hetflow.structures.registry import Registry
 
-__all__ = ["energy_scorer", "junction_relaxer", "cache_dir", "choose_energy_registry", "JUNCTION_SPEC"]
+__all__ = ["energy_scorer", "energy_relaxer", "cache_dir", "choose_energy_registry", "JUNCTION_SPEC"]
 
 log = logging.getLogger("hetflow.workflows.registry")
 
@@ -59,9 +60,9 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "registry"
 
 
-def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None) -> tuple[Path | None, dict | None]:
-    """The cache file of (atoms, spec) and its content (None when absent or unreadable)."""
-    path = None if cache is None else cache / f"{calc_key(atoms, spec)}.json"
+def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None, tag: str = "") -> tuple[Path | None, dict | None]:
+    """The cache file of (atoms, spec[, tag]) and its content (None when absent or unreadable)."""
+    path = None if cache is None else cache / f"{calc_key(atoms, spec)}{tag}.json"
     if path is not None and path.is_file():
         try:
             return path, json.loads(path.read_text())
@@ -154,7 +155,7 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
     return scorer
 
 
-def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
+def energy_relaxer(spec: CalcSpec | None = None, cache: bool = True,
                      progress: Callable[[str], None] | None = None) -> Callable[[Atoms], tuple[np.ndarray, dict]]:
     """The relaxer of the builders (``relaxer=``): relaxes the atoms a structure marks ``free``, the
     others fixed — the periodic probe slab of the junction
@@ -178,7 +179,10 @@ def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
             raise HetflowError("the structure to relax carries no 'free' array (junction_probe / partner_faces)")
         spec = base.replace(periodic=bool(probe.pbc.any()))  # the periodic probe slab, or a finite domain
         what = probe.info.get("relax_what", "junction")
-        path, d = _cache_read(probe, spec, where)
+        free = np.asarray(probe.arrays["free"], bool)
+        # which atoms move is part of the calculation: it enters the cache key
+        tag = "-free-" + hashlib.sha256(np.packbits(free).tobytes()).hexdigest()[:12]
+        path, d = _cache_read(probe, spec, where, tag)
         if d is None or "positions" not in d:
             # a work directory beside the cache: the optimiser's log shows progress, the trajectory
             # opens in ASE/OVITO, and an interrupted build resumes from the last step
@@ -188,7 +192,6 @@ def junction_relaxer(spec: CalcSpec | None = None, cache: bool = True,
                 + ("" if wd is None else f"; progress in {wd / 'relax.log'}"))
             start = run_calculation(probe, spec.replace(task="single_point"))
             r = run_calculation(probe, spec, workdir=wd)
-            free = np.asarray(probe.arrays["free"], bool)
             fmax = float(np.linalg.norm(np.asarray(r.forces)[free], axis=1).max())
             fmax0 = float(np.linalg.norm(np.asarray(start.forces)[free], axis=1).max())
             d = {"positions": np.asarray(r.atoms.positions).tolist(), "method": spec.method, "optimizer": spec.optimizer,
@@ -210,8 +213,8 @@ def choose_energy_registry(perovskite: str, partner: str, strain_to: str = "pero
                            progress: Callable[[str], None] | None = None,
                            relax: bool = True) -> tuple[Registry, list[Registry]]:
     """The junction of lowest probe energy and every registry evaluated (relative energies, eV);
-    with ``relax`` (default) the chosen junction relaxed by :func:`junction_relaxer`."""
+    with ``relax`` (default) the chosen junction relaxed by :func:`energy_relaxer`."""
     from hetflow.structures.interface import choose_registry
 
     return choose_registry(perovskite, partner, strain_to, energy_scorer(spec, cache, progress),
-                           relaxer=junction_relaxer(cache=cache, progress=progress) if relax else None)
+                           relaxer=energy_relaxer(cache=cache, progress=progress) if relax else None)

@@ -34,7 +34,7 @@ def _field(symbols, z):
     return np.c_[0.02 + el, -0.03 + 0.002 * zs, 0.05 * np.sin(zs)]
 
 
-def fake_junction_relaxer(probe):
+def fake_energy_relaxer(probe):
     """Fake relaxer (no calculator): moves each free atom of the probe by :func:`_field` in the
     junction frame, which the probe's ``junction_frame`` maps to its own frame."""
     frame = probe.info["junction_frame"]
@@ -62,7 +62,7 @@ def rigid():
 
 @pytest.fixture(scope="module")
 def relaxed(rigid):
-    return relax_junction("CsPbCl3", "Pb4S3Cl2", rigid, fake_junction_relaxer)
+    return relax_junction("CsPbCl3", "Pb4S3Cl2", rigid, fake_energy_relaxer)
 
 
 def test_junction_probe_frees_the_layers_next_to_the_interface(rigid):

@@ -11,7 +11,7 @@ from ase.neighborlist import neighbor_list
 from hetflow.calculators import CalcSpec, run_calculation
 from hetflow.structures.interface import build_heterostructure, interface_cell, paper_scale_model, probe_model
 from hetflow.structures.registry import column_offsets
-from hetflow.workflows.registry import GAP_SCAN, cache_dir, choose_energy_registry, junction_relaxer
+from hetflow.workflows.registry import GAP_SCAN, cache_dir, choose_energy_registry, energy_relaxer
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +123,7 @@ def quick_model(energy_choice):
     mp = pytest.MonkeyPatch()
     mp.setenv("HETFLOW_CACHE", str(cache))
     hs = build_heterostructure("CsPbCl3", "Pb4S3Cl2", size=(2, 2, 5), partner_cells=2, registry=best,
-                               relaxer=junction_relaxer())
+                               relaxer=energy_relaxer())
     mp.undo()
     return hs, run_calculation(hs, CalcSpec(method="GFN1-xTB"))
 

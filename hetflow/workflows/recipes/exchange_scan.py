@@ -88,9 +88,9 @@ class ScanModel:
         relax = self.registry is None if self.relax is None else self.relax
         relaxer = None
         if relax:
-            from hetflow.workflows.registry import junction_relaxer
+            from hetflow.workflows.registry import energy_relaxer
 
-            relaxer = junction_relaxer()
+            relaxer = energy_relaxer()
         hs = build_heterostructure(self.perovskite, self.partner, size=self.size or size,
                                    partner_cells=self.partner_cells or cells, registry=reg, relaxer=relaxer)
         hs.info["name"] = "pristine"
