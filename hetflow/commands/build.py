@@ -51,10 +51,10 @@ def summary_lines(atoms) -> list[str]:
         else:
             lines.append("junction     rigid (not relaxed)")
     faces = atoms.info.get("partner_faces")
-    if "domain" in atoms.arrays and (atoms.arrays["domain"] == "chalcohalide").any() and not atoms.pbc.any() \
-            and not isinstance(faces, dict):
+    finite_hs = "domain" in atoms.arrays and (atoms.arrays["domain"] == "chalcohalide").any() and not atoms.pbc.any()
+    if finite_hs and not isinstance(faces, dict):
         lines.append("faces        chalcohalide outer face and edges as cut (not relaxed)")
-    if isinstance(faces, dict):
+    elif isinstance(faces, dict):
         lines.append(f"faces        chalcohalide outer face and edges relaxed alone at {faces.get('method')} "
                      f"({'converged' if faces.get('converged') else 'NOT converged'}, {faces.get('free_atoms')} atoms, "
                      f"fmax {faces.get('fmax_rigid', float('nan')):.2f} → {faces.get('fmax', float('nan')):.3f} eV/Å, "

@@ -156,7 +156,7 @@ def energy_scorer(spec: CalcSpec | None = None, cache: bool = True,
 
 
 def energy_relaxer(spec: CalcSpec | None = None, cache: bool = True,
-                     progress: Callable[[str], None] | None = None) -> Callable[[Atoms], tuple[np.ndarray, dict]]:
+                   progress: Callable[[str], None] | None = None) -> Callable[[Atoms], tuple[np.ndarray, dict]]:
     """The relaxer of the builders (``relaxer=``): relaxes the atoms a structure marks ``free``, the
     others fixed — the periodic probe slab of the junction
     (:func:`~hetflow.structures.interface.junction_probe`) or, finite, the chalcohalide domain whose
@@ -187,7 +187,7 @@ def energy_relaxer(spec: CalcSpec | None = None, cache: bool = True,
             # a work directory beside the cache: the optimiser's log shows progress, the trajectory
             # opens in ASE/OVITO, and an interrupted build resumes from the last step
             wd = None if path is None else path.parent / "work" / path.stem
-            say(f"{what}: relaxing {int(np.sum(probe.arrays['free']))} of {len(probe)} atoms with "
+            say(f"{what}: relaxing {int(free.sum())} of {len(probe)} atoms with "
                 f"{spec.method} ({spec.optimizer}, fmax {spec.fmax} eV/Å)"
                 + ("" if wd is None else f"; progress in {wd / 'relax.log'}"))
             start = run_calculation(probe, spec.replace(task="single_point"))

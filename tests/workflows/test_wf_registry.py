@@ -90,6 +90,25 @@ def test_cache_makes_the_second_choice_free(energy_choice, monkeypatch):
     assert again.relaxation["sites"] == best.relaxation["sites"]
 
 
+def test_scan_model_without_relaxation_is_the_rigid_model(energy_choice, monkeypatch):
+    """``ScanModel(relax=False)``: the energy registry from the cached probe energies, the rigid
+    junction and the chalcohalide's faces as cut — no relaxation anywhere, no engine call."""
+    import hetflow.calculators.run as run_mod
+    from hetflow.workflows.recipes.exchange_scan import ScanModel
+
+    _, _, cache = energy_choice
+    monkeypatch.setenv("HETFLOW_CACHE", str(cache))
+
+    def refuse(*a, **k):
+        raise AssertionError("the engine was called for a model that relaxes nothing")
+
+    monkeypatch.setattr(run_mod, "run_calculation", refuse)
+    hs = ScanModel(relax=False).build("s1", True)
+    assert len(hs) == 244 and "partner_faces" not in hs.info
+    assert "relaxation" not in hs.info["registry"] and hs.info["junction_relaxed_atoms"] == 0
+    assert hs.info["registry"]["column_offset_max"] > 0.5  # the rigid junction: 0.64 Å
+
+
 def check_interface(hs):
     """The issue's interface criteria on a built model: no Cs–Pb closer than 4.0 Å; every top-sheet
     chalcohalide Pb has ≥ 5 anions within 3.4 Å, one of them the apical halide of the terminal

@@ -84,8 +84,8 @@ class ScanModel:
 
     def build(self, table: str, quick: bool) -> Atoms:
         size, cells = MODELS[(table, quick)]
-        reg = self.registry if self.registry is not None else self.energy_registry()
         relax = self.registry is None if self.relax is None else self.relax
+        reg = self.registry if self.registry is not None else self.energy_registry(relax)
         relaxer = None
         if relax:
             from hetflow.workflows.registry import energy_relaxer
@@ -96,12 +96,12 @@ class ScanModel:
         hs.info["name"] = "pristine"
         return hs
 
-    def energy_registry(self) -> dict:
-        """The junction of lowest GFN1-xTB probe energy, relaxed in its probe slab
+    def energy_registry(self, relax: bool = True) -> dict:
+        """The junction of lowest GFN1-xTB probe energy, with ``relax`` relaxed in its probe slab
         (:mod:`hetflow.workflows.registry`, cached)."""
         from hetflow.workflows.registry import choose_energy_registry
 
-        reg, evaluated = choose_energy_registry(self.perovskite, self.partner)
+        reg, evaluated = choose_energy_registry(self.perovskite, self.partner, relax=relax)
         d = reg.to_dict()
         d["candidates"] = [r.to_dict() for r in evaluated]
         return d
