@@ -166,14 +166,18 @@ def plot_layer_energies(layers: Sequence[int], series: Mapping[str, Sequence[flo
     return _save(layer_energies_figure(layers, series, **options), path)
 
 
-def s2_figure(steps: Sequence[str], energies: Sequence[float | None], strain: Sequence[float],
+def s2_figure(steps: Sequence[str], energies: Sequence[float | None], strain: Sequence[float | None],
               unit: str = "kcal/mol", strain_steps: Sequence[str] | None = None,
               title: str = "I/Cl in the interfacial chalcohalide layers", meta: PlotMeta | None = None,
-              converged: Sequence[bool | None] | None = None, caption: str | None = None) -> Figure:
+              converged: Sequence[bool | None] | None = None, caption: str | None = None,
+              published: Sequence[float] | None = None,
+              published_strain: Sequence[float] | None = None) -> Figure:
     """ΔE per step (bars, left axis) and interfacial strain (line, right axis, %) vs I/Cl.
 
-    ``strain`` may have one value per step or one more (the strain before the first step);
-    ``converged`` per step (False: hatched bar and ✕)."""
+    ``strain`` may have one value per step or one more (the strain before the first step; None =
+    not computed or not converged); ``converged`` per step (False: hatched bar and ✕);
+    ``published`` ΔE per step drawn as bars beside hetflow's, ``published_strain`` (same length
+    as ``strain``) dashed."""
     if len(energies) != len(steps):
         raise InputError(f"{len(energies)} energies for {len(steps)} steps")
     x = np.arange(len(steps))
@@ -187,20 +191,29 @@ def s2_figure(steps: Sequence[str], energies: Sequence[float | None], strain: Se
     y = _values(energies)
     fig = Figure(figsize=(5.8, 4.0))
     ax = fig.add_subplot()
-    bars = ax.bar(x, np.nan_to_num(y), color="C0", alpha=0.7, label="ΔE")
+    w = 0.38 if published is not None else 0.8
+    xh = x - (w / 2 if published is not None else 0)
+    bars = ax.bar(xh, np.nan_to_num(y), w, color="C0", alpha=0.7, label="ΔE (hetflow)")
     for b, good in zip(bars, ok):
         b.set_gid("bar" if good else "bar:unconverged")
         if not good:
             b.set_hatch("//")
             b.set_edgecolor(UNCONVERGED_COLOUR)
-    _mark_unconverged(ax, x.astype(float), y, ok, True)
+    _mark_unconverged(ax, xh.astype(float), y, ok, True)
+    if published is not None:
+        ax.bar(x[: len(published)] + w / 2, list(published), w, color="C1", alpha=0.6, label="ΔE (published)",
+               gid="published")
     ax.set_xticks(x, list(steps), rotation=20)
     ax.set_ylabel(f"ΔE per exchanged halide ({unit})", color="C0")
     ax.set_xlabel("I/Cl step")
     ax2 = ax.twinx()
-    ax2.plot(xs, strain, "o-", color="C3", label="interfacial strain", gid="strain")
+    ax2.plot(xs, _values(strain), "o-", color="C3", label="interfacial strain (hetflow)", gid="strain")
+    if published_strain is not None:
+        ax2.plot(xs[: len(published_strain)], list(published_strain), "s--", color="C3", alpha=0.5,
+                 label="interfacial strain (published)", gid="published:strain")
+        ax2.legend(fontsize=7, loc="upper right")
     ax2.set_ylabel("interfacial strain (%)", color="C3")
-    if not ok.all():
+    if not ok.all() or published is not None:
         ax.legend(fontsize=7, loc="upper left")
     _decorate(fig, ax, title, meta, caption)
     return fig

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from hetflow.calculators import mlip_models
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
@@ -28,18 +29,18 @@ METHODS: dict[str, tuple[str, ...]] = {
     "tblite": ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"),
     "xtb-python": ("GFN1-xTB", "GFN2-xTB"),
     "cp2k": ("PBE",),
-    "chgnet": ("CHGNet-0.3.0",),
-    "sevennet": ("7net-0",),
+    "chgnet": mlip_models.methods("chgnet"),
+    "sevennet": mlip_models.methods("sevennet"),
     "fake": ("LJ", "EMT-like"),
 }
 
 #: Machine-learned potentials (:mod:`hetflow.calculators.mlip`): neutral, closed-shell, no MOs.
-MLIP_BACKENDS: tuple[str, ...] = ("chgnet", "sevennet")
+MLIP_BACKENDS: tuple[str, ...] = mlip_models.MLIP_BACKENDS
 
 #: Other accepted spellings of a method, per backend (lower case) → canonical name.
 METHOD_ALIASES: dict[str, dict[str, str]] = {
-    "chgnet": {"chgnet": "CHGNet-0.3.0", "0.3.0": "CHGNet-0.3.0"},
-    "sevennet": {"sevennet-0": "7net-0", "7net-0_11jul2024": "7net-0", "sevennet": "7net-0", "7net": "7net-0"},
+    b: {a: m.name for m in mlip_models.MODELS.values() if m.backend == b for a in m.aliases}
+    for b in mlip_models.MLIP_BACKENDS
 }
 
 #: Accepted spellings of ``CalcSpec.prerelax`` (lower case) → the MLIP backend that pre-relaxes.

@@ -1,18 +1,12 @@
-"""Machine-learned interatomic potentials: CHGNet and SevenNet ``7net-0``, offline, on the CPU.
+"""Machine-learned interatomic potentials: CHGNet and SevenNet models, offline, on the CPU.
 
-Both are universal potentials trained on MPtrj (Materials Project relaxation trajectories, bulk
-VASP PBE / PBE+U), so they are a PBE-level *screening* level and a cheap pre-relaxer — not a
-replacement for the final energies of a table.  Their pretrained weights ship inside the PyPI
-wheels (``chgnet/pretrained/0.3.0/…``, ``sevenn/pretrained_potentials/SevenNet_0__11Jul2024/…``);
-nothing is downloaded at run time (a missing weight file is an error, never a download).
-
-======================= ==================== ============ =========================================
-``spec.backend``        ``spec.method``      cutoff (Å)   package
-======================= ==================== ============ =========================================
-``chgnet``              ``CHGNet-0.3.0``     6 (atoms),   ``chgnet`` 0.4.x (``CHGNet.load("0.3.0")``)
-                                             3 (bonds)
-``sevennet``            ``7net-0``           5            ``sevenn`` 0.13.x (SevenNet-0, 11 Jul 2024)
-======================= ==================== ============ =========================================
+Universal potentials trained on Materials Project data (MPtrj: bulk VASP PBE / PBE+U; the r²SCAN
+models on MP's r²SCAN calculations), so they are a PBE-level *screening* level and a cheap
+pre-relaxer — not a replacement for the final energies of a table.  Every model of
+:mod:`hetflow.calculators.mlip_models` (CHGNet 0.3.0, 0.2.0, r²SCAN; 7net-0, 7net-l3i5, 7net-MF-0
+with its PBE head) ships its weights inside the PyPI wheels; nothing is downloaded at run time (a
+missing weight file is an error, never a download).  ``spec.backend`` is ``chgnet`` or
+``sevennet``, ``spec.method`` the model's name.
 
 **Finite clusters.**  Both models are periodic (CHGNet builds a pymatgen ``Structure``, which always
 has a lattice).  A non-periodic spec (``periodic=False``, the default) therefore puts the cluster in
@@ -55,6 +49,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec
+from hetflow.calculators.mlip_models import MODELS, MLIPModel
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.mlip")
@@ -63,7 +58,7 @@ log = logging.getLogger("hetflow.calculators.mlip")
 DEFAULT_VACUUM = 6.0
 
 #: Interaction cutoff of each model, Å (the largest graph cutoff the model builds).
-CUTOFF: dict[str, float] = {"CHGNet-0.3.0": 6.0, "7net-0": 5.0}
+CUTOFF: dict[str, float] = {m.name: m.cutoff for m in MODELS.values()}
 
 #: Highest atomic number CHGNet 0.3.0 has an embedding for (its training set: H–Pu).
 CHGNET_MAX_Z = 94
@@ -150,7 +145,7 @@ def _import_torch() -> Any:
     return torch
 
 
-def _load_chgnet() -> Any:
+def _load_chgnet(m: MLIPModel) -> Any:
     try:
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
@@ -158,31 +153,32 @@ def _load_chgnet() -> Any:
         raise CalculatorError(f"backend 'chgnet' needs the chgnet package ({exc}); pip install 'hetflow[mlip]'") from None
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
+        model = CHGNet.load(model_name=m.weights, use_device="cpu", verbose=False)
         return CHGNetCalculator(model=model, use_device="cpu", on_isolated_atoms="warn")
 
 
-def _sevennet_checkpoint() -> str:
+def _sevennet_checkpoint(m: MLIPModel) -> str:
     try:
         from sevenn import _const
     except ImportError as exc:
         raise CalculatorError(f"backend 'sevennet' needs the sevenn package ({exc}); pip install 'hetflow[mlip]'") from None
-    path = getattr(_const, "SEVENNET_0_11Jul2024", None)
+    path = getattr(_const, m.weights, None)
     if not path or not os.path.isfile(path):
         # sevenn would download a missing checkpoint; hetflow never does (no network at run time)
         raise CalculatorError(
-            f"SevenNet 7net-0 weights not found ({path}); the sevenn wheel ships them — reinstall sevenn"
+            f"SevenNet {m.name} weights not found ({path}); the sevenn wheel ships them — reinstall sevenn"
         )
     return path
 
 
-def _load_sevennet() -> Any:
-    path = _sevennet_checkpoint()
+def _load_sevennet(m: MLIPModel) -> Any:
+    path = _sevennet_checkpoint(m)
     from sevenn.calculator import SevenNetCalculator
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return SevenNetCalculator(model=path, device="cpu")
+        kw = {"modal": m.head} if m.head else {}
+        return SevenNetCalculator(model=path, device="cpu", **kw)
 
 
 def model_calculator(method: str) -> Any:
@@ -192,7 +188,8 @@ def model_calculator(method: str) -> Any:
         if calc is None:
             _import_torch()
             t0 = time.perf_counter()
-            calc = _load_chgnet() if method == "CHGNet-0.3.0" else _load_sevennet()
+            m = MODELS[method]
+            calc = _load_chgnet(m) if m.backend == "chgnet" else _load_sevennet(m)
             log.info("loaded %s in %.1f s", method, time.perf_counter() - t0)
             _MODELS[method] = calc
         return calc
@@ -210,7 +207,8 @@ def versions(spec: CalcSpec) -> dict[str, str]:
         except PackageNotFoundError:  # pragma: no cover
             out[name] = "unknown"
     if spec.backend == "sevennet":
-        out["checkpoint"] = Path(_sevennet_checkpoint()).parent.name
+        m = MODELS[spec.method]
+        out["checkpoint"] = Path(_sevennet_checkpoint(m)).parent.name + (f" ({m.head} head)" if m.head else "")
     return out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hetflow.calculators import mlip_models
+
 
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
           partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None, prerelax=None,
@@ -35,8 +37,10 @@ def _common(f):
         click.option("--level", type=click.Choice(["xtb", "pbe", "mlip"]), default="xtb", show_default=True,
                      help="xtb: tblite locally; pbe: CP2K paper preset (submit to a scheduler); mlip: a PBE-trained "
                           "machine-learned potential (--mlip), a screening level."),
-        click.option("--mlip", type=click.Choice(["chgnet", "sevennet"]), default="chgnet", show_default=True,
-                     help="Potential of --level mlip (weights inside the wheels, no network)."),
+        click.option("--mlip", type=click.Choice(mlip_models.choices(), case_sensitive=False),
+                     default=mlip_models.DEFAULT_MLIP, show_default=True,
+                     help="Potential of --level mlip (weights inside the wheels, no network): chgnet = "
+                          "CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head."),
         click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
                      help="Relax every structure with this potential first; the table's energies stay the "
                           "target level's own."),

@@ -23,7 +23,10 @@ perovskite's cation columns; relaxed they stand 0.42–0.44 Å from them.
 
 Energies and relaxed junctions are cached on disk by calculation key (structure + spec + code
 version) in ``$HETFLOW_CACHE`` (default ``~/.cache/hetflow``)/registry, so a second build costs
-nothing.
+nothing.  The default pair's entries (CsPbCl3/Pb4S3Cl2: probes, relaxed junction, relaxed faces of
+the quick and full models) ship with hetflow under the same keys (:func:`prepared_dir`, regenerated
+by :mod:`hetflow.workflows.recipes.prepare`), so a fresh machine builds them in seconds; any other
+pair, size or spec computes and caches as before.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ import hashlib
 import json
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from ase import Atoms
@@ -42,7 +46,8 @@ from hetflow.calculators.base import CalcSpec, calc_key
 from hetflow.errors import HetflowError, StructureError
 from hetflow.structures.registry import Registry
 
-__all__ = ["energy_scorer", "energy_relaxer", "cache_dir", "choose_energy_registry", "JUNCTION_SPEC"]
+__all__ = ["energy_scorer", "energy_relaxer", "cache_dir", "prepared_dir", "record_cache_use",
+           "choose_energy_registry", "JUNCTION_SPEC"]
 
 log = logging.getLogger("hetflow.workflows.registry")
 
@@ -60,15 +65,51 @@ def cache_dir() -> Path:
     return Path(root).expanduser() / "registry"
 
 
-def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None, tag: str = "") -> tuple[Path | None, dict | None]:
-    """The cache file of (atoms, spec[, tag]) and its content (None when absent or unreadable)."""
-    path = None if cache is None else cache / f"{calc_key(atoms, spec)}{tag}.json"
-    if path is not None and path.is_file():
+def prepared_dir() -> Path:
+    """The prepared models shipped with hetflow (package data ``hetflow/prepared``): cache entries
+    of the default pair's probe energies, relaxed junction and relaxed faces, under the same
+    content keys as the user's cache, with ``manifest.json`` (what, method, key, date, commit)."""
+    return Path(__file__).resolve().parent.parent / "prepared"
+
+
+#: cache files read while recording (:func:`record_cache_use`), in order
+_RECORDING: list[list[Path]] = []
+
+
+@contextmanager
+def record_cache_use() -> Iterator[list[Path]]:
+    """Collect the cache files the builders read or write inside the ``with`` block (used by
+    :mod:`hetflow.workflows.recipes.prepare` to ship exactly the entries a model needs)."""
+    used: list[Path] = []
+    _RECORDING.append(used)
+    try:
+        yield used
+    finally:
+        _RECORDING.remove(used)
+
+
+def _load(path: Path) -> dict | None:
+    if path.is_file():
         try:
-            return path, json.loads(path.read_text())
+            return json.loads(path.read_text())
         except (OSError, ValueError):
-            pass  # unreadable cache entry: recompute and overwrite
-    return path, None
+            return None  # unreadable cache entry: recompute and overwrite
+    return None
+
+
+def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None, tag: str = "") -> tuple[Path | None, dict | None]:
+    """The cache file of (atoms, spec[, tag]) and its content: the user's cache first, then the
+    prepared models shipped with hetflow (None when neither has it, or the cache is off)."""
+    if cache is None:
+        return None, None
+    name = f"{calc_key(atoms, spec)}{tag}.json"
+    path = cache / name
+    for used in _RECORDING:
+        used.append(path)
+    d = _load(path)
+    if d is None:
+        d = _load(prepared_dir() / name)
+    return path, d
 
 
 def _cache_write(path: Path | None, data: dict) -> None:
@@ -194,7 +235,8 @@ def energy_relaxer(spec: CalcSpec | None = None, cache: bool = True,
             r = run_calculation(probe, spec, workdir=wd)
             fmax = float(np.linalg.norm(np.asarray(r.forces)[free], axis=1).max())
             fmax0 = float(np.linalg.norm(np.asarray(start.forces)[free], axis=1).max())
-            d = {"positions": np.asarray(r.atoms.positions).tolist(), "method": spec.method, "optimizer": spec.optimizer,
+            d = {"what": what, "atoms": len(probe), "formula": probe.get_chemical_formula(),
+                 "positions": np.asarray(r.atoms.positions).tolist(), "method": spec.method, "optimizer": spec.optimizer,
                  "fmax_target": spec.fmax, "converged": bool(r.converged), "energy_rigid_eV": float(start.energy),
                  "energy_eV": float(r.energy), "fmax_rigid": round(fmax0, 4), "fmax": round(fmax, 4),
                  "force_calls": r.force_calls, "spec": spec.key()}
@@ -202,7 +244,7 @@ def energy_relaxer(spec: CalcSpec | None = None, cache: bool = True,
         say(f"{what}: {d['method']} relaxation {'converged' if d['converged'] else 'NOT converged'} in "
             f"{d['force_calls']} force calls, fmax {d['fmax_rigid']:.2f} → {d['fmax']:.3f} eV/Å, "
             f"E {d['energy_eV'] - d['energy_rigid_eV']:+.3f} eV")
-        meta = {k: v for k, v in d.items() if k not in ("positions", "spec")}
+        meta = {k: v for k, v in d.items() if k not in ("positions", "spec", "what", "atoms", "formula")}
         return np.asarray(d["positions"], float), meta
 
     return relaxer

@@ -12,6 +12,7 @@ from matplotlib.image import imread
 from hetflow.calculators import CalcSpec, MOData
 from hetflow.workflows.recipes.exchange_scan import ScanResult
 from hetflow.workflows.recipes.report import plot_meta, plot_result, row_converged
+from hetflow.workflows.recipes.rows import S1Row, S2Row
 
 SPEC = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax")
 
@@ -31,8 +32,9 @@ def test_s1_flags_and_meta_from_names(tmp_path):
     for start in ("interface", "bottom"):
         for n in range(1, 6):
             res[f"s1-{start}-N{n}"] = _res(converged=not (start == "bottom" and n == 3))
-    r = ScanResult("s1", rows=[{}] * 5, checks={}, results=res,
+    r = ScanResult("s1", rows=[S1Row(n=n) for n in range(1, 6)], checks={}, results=res,
                    extra={"series": {"interface": [1, 2, 3, 4, 5], "bottom": [0, 1, 2, 3, 4]},
+                          "series_cumulative": {"interface": [1, 1.5, 2, 2.5, 3], "bottom": [0, 0.5, 1, 1.5, 2]},
                           "model": "CsPbCl3/Pb4S3Cl2 NC heterostructure, 128 atoms",
                           "unconverged": ["s1-bottom-N3"], "pristine_mo": res["pristine-mo"]})
     flags = row_converged(r)
@@ -54,7 +56,7 @@ def test_s2_level_models_side_by_side(tmp_path, monkeypatch):
     models = [("pristine", res["pristine-mo"], res["pristine"]),
               ("partially exchanged (model d)", res["s2-d-mo"], res["s2-d"]),
               ("fully exchanged", res["s2-e-100-mo"], res["s2-e-100"])]
-    r = ScanResult("s2", rows=[{"step (I/Cl %)": "0→100", "ΔE (kcal/mol)": 2.0}], checks={}, results=res,
+    r = ScanResult("s2", rows=[S2Row(step="0→100", de_step_kcal=2.0)], checks={}, results=res,
                    extra={"strain": [1.8, 1.5], "model": "m", "unconverged": ["s2-e-100"], "level_models": models})
     assert row_converged(r) == [False]
     seen = {}

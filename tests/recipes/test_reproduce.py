@@ -62,15 +62,15 @@ def test_gate_keeps_unconverged_numbers_out_of_the_table(gated):
     assert r.complete
     assert r.extra["unconverged"], "capped relaxations must be reported as not converged"
     for row in r.rows:
-        for k in ("ΔE interface, stepwise", "ΔE interface, cumulative", "ΔE bottom, stepwise", "ΔE bottom, cumulative",
-                  "interface − bottom, stepwise"):
-            assert row[k] is None
-        assert row["status"].startswith("not converged")
-        assert row["published interface"] is not None  # the paper's numbers are still shown
-        assert row["fmax interface (eV/Å)"] > 0.1 and row["force calls interface"] >= 1
+        for k in ("de_interface_step_kcal", "de_interface_cum_kcal", "de_bottom_step_kcal", "de_bottom_cum_kcal",
+                  "diff_step_kcal"):
+            assert getattr(row, k) is None
+        assert row.status.startswith("not converged")
+        assert row.published_interface_kcal is not None  # the paper's numbers are still shown
+        assert row.fmax_interface > 0.1 and row.force_calls_interface >= 1
     assert r.checks["bottom-first preferred at N = 1 (stepwise)"] is None
     assert r.checks["every relaxation converged"] is False
-    assert all(s["interfacial strain (%)"] is None for s in r.extra["strain_rows"])
+    assert all(s.strain_pct is None for s in r.extra["strain_rows"])
     # the report says so and shows dashes, not numbers
     reproduce(["s1"], capped(out), model=small_model(), echo=lambda s: None)
     md = (out / "s1.md").read_text()
@@ -81,13 +81,13 @@ def test_gate_keeps_unconverged_numbers_out_of_the_table(gated):
 def test_converged_s1_rows_and_bookkeeping(s1):
     r, _ = s1
     assert r.complete and not r.extra["unconverged"]
-    assert [row["N"] for row in r.rows] == [1, 2, 3, 4, 5]
+    assert [row.n for row in r.rows] == [1, 2, 3, 4, 5]
     for row in r.rows:
-        assert row["status"] == "converged"
-        for k in ("ΔE interface, stepwise", "ΔE bottom, stepwise", "ΔE interface, cumulative"):
-            assert math.isfinite(row[k])
-        assert row["fmax interface (eV/Å)"] <= 0.1 + 1e-9 and row["fmax bottom (eV/Å)"] <= 0.1 + 1e-9
-        assert row["force calls interface"] >= 1
+        assert row.status == "converged"
+        for k in ("de_interface_step_kcal", "de_bottom_step_kcal", "de_interface_cum_kcal"):
+            assert math.isfinite(getattr(row, k))
+        assert row.fmax_interface <= 0.1 + 1e-9 and row.fmax_bottom <= 0.1 + 1e-9
+        assert row.force_calls_interface >= 1
     assert isinstance(r.checks["bottom-first preferred at N = 1 (stepwise)"], bool)
     # N = 1 stepwise by hand from the stored energies (layer 0 of a 2 × 2 NC holds 4 Cl)
     res = r.results
@@ -96,17 +96,17 @@ def test_converged_s1_rows_and_bookkeeping(s1):
     assert n_cl == 4
     e_ref = {h: res[f"ref-Pb{h}2-molecule"].energy for h in ("Cl", "I")}
     de = (res["s1-interface-N1"].energy + n_cl / 2 * e_ref["Cl"] - res["pristine"].energy - n_cl / 2 * e_ref["I"]) / n_cl
-    assert r.rows[0]["ΔE interface, stepwise"] == pytest.approx(from_ev(de, "kcal/mol"), rel=1e-9)
+    assert r.rows[0].de_interface_step_kcal == pytest.approx(from_ev(de, "kcal/mol"), rel=1e-9)
     # N = 1: stepwise and cumulative are the same step
-    assert r.rows[0]["ΔE bottom, cumulative"] == pytest.approx(r.rows[0]["ΔE bottom, stepwise"], rel=1e-12)
+    assert r.rows[0].de_bottom_cum_kcal == pytest.approx(r.rows[0].de_bottom_step_kcal, rel=1e-12)
     # cumulative per halide × halides so far = Σ stepwise per halide × halides of each step (exact)
     for start in ("interface", "bottom"):
         x = [r.results[f"s1-{start}-N{n}"] for n in range(1, 6)]
         cl0 = sum(s == "Cl" for s in res["pristine"].atoms.get_chemical_symbols())
         xs = [cl0 - sum(s == "Cl" for s in a.atoms.get_chemical_symbols()) for a in x]
         steps = np.diff([0, *xs])
-        st = [row[f"ΔE {start}, stepwise"] for row in r.rows]
-        cu = [row[f"ΔE {start}, cumulative"] for row in r.rows]
+        st = [getattr(row, f"de_{start}_step_kcal") for row in r.rows]
+        cu = [getattr(row, f"de_{start}_cum_kcal") for row in r.rows]
         for n in range(5):
             assert cu[n] * xs[n] == pytest.approx(sum(st[k] * steps[k] for k in range(n + 1)), rel=1e-9, abs=1e-9)
     assert "series follows the published shape" in r.extra["normalisation"]
@@ -116,16 +116,27 @@ def test_converged_s1_rerun_is_fully_cached(s1):
     r, out = s1
     again = run_s1(small_model(), converged_opts(out))
     assert again.summary.run == 0 and again.summary.cached == len(r.results)
-    assert again.rows[2]["ΔE bottom, stepwise"] == pytest.approx(r.rows[2]["ΔE bottom, stepwise"])
+    assert again.rows[2].de_bottom_step_kcal == pytest.approx(r.rows[2].de_bottom_step_kcal)
 
 
 def test_strain_rows_against_the_reference_nc(s1):
     r, _ = s1
-    rows = {s["model"]: s for s in r.extra["strain_rows"]}
+    rows = {s.model: s for s in r.extra["strain_rows"]}
     assert set(rows) == {"pristine", "interface-first N = 5", "bottom-first N = 5"}
-    assert rows["pristine"]["published (%)"] == 1.66
+    assert rows["pristine"].published_pct == 1.66
     for s in rows.values():
-        assert 0 <= s["interfacial strain (%)"] < 15
+        assert 0 <= s.strain_pct < 15
+    # each exchanged model against the NC with the same layers exchanged, relaxed at the same level
+    assert rows["pristine"].reference == "nc-reference"
+    for label, task in (("interface-first N = 5", "s1-interface-N5"), ("bottom-first N = 5", "s1-bottom-N5")):
+        ref = r.results[rows[label].reference]
+        model = r.results[task]
+        pv = model.atoms.arrays["domain"] == "perovskite"
+        assert rows[label].reference == f"nc-{task}" and ref.converged
+        # the reference holds exactly the perovskite's iodides, and only those
+        assert ref.atoms.get_chemical_symbols().count("I") == [s for s, p in zip(model.atoms.get_chemical_symbols(), pv)
+                                                                if p].count("I") > 0
+        assert len(ref.atoms) == int(pv.sum())
 
 
 def test_reproduce_writes_reports(s1):
@@ -142,13 +153,16 @@ def test_reproduce_writes_reports(s1):
 def test_s2_nested_steps_strain_and_gate(tmp_path):
     r = run_s2(small_model(), converged_opts(tmp_path))
     assert r.complete and not r.extra["unconverged"]
-    assert [row["published step"] for row in r.rows] == ["0→20", "20→40", "40→60", "60→80", "80→100"]
-    assert all(row["x"] >= 1 for row in r.rows)
-    assert sum(row["x"] for row in r.rows) == r.results["s2-e-100"].atoms.get_chemical_symbols().count("I") - \
+    assert [row.published_step for row in r.rows] == ["0→20", "20→40", "40→60", "60→80", "80→100"]
+    assert all(row.x >= 1 for row in r.rows)
+    assert sum(row.x for row in r.rows) == r.results["s2-e-100"].atoms.get_chemical_symbols().count("I") - \
         r.results["s2-d"].atoms.get_chemical_symbols().count("I")
     assert len(r.extra["strain"]) == 6 and all(math.isfinite(s) and s >= 0 for s in r.extra["strain"])
-    assert r.rows[0]["ΔE − ΔE(first)"] == 0.0
-    assert r.rows[0]["ΔE, cumulative from (d)"] == pytest.approx(r.rows[0]["ΔE, stepwise (kcal/mol)"])
+    assert r.rows[0].de_minus_first_kcal == 0.0
+    assert r.rows[0].de_cum_kcal == pytest.approx(r.rows[0].de_step_kcal)
+    # the strain reference of every S2 model is the NC with model (d)'s perovskite layers exchanged
+    assert set(r.extra["strain_references"].values()) == {"nc-s2-d"}
+    assert r.results["nc-s2-d"].converged
     assert isinstance(r.checks["first interfacial step most favourable"], bool)
 
 
@@ -173,11 +187,11 @@ def test_s3_random_seeds_and_gate(tmp_path):
                          executor_options={"workers": 2, "threads": 1})
     r = run_s3(ScanModel(size=(2, 2, 5), partner_cells=1, registry=small_model().registry), opts)
     assert r.complete
-    assert [row["distribution"] for row in r.rows] == [
+    assert [row.distribution for row in r.rows] == [
         "random", "CsI layer perpendicular", "CsI layer parallel", "PbI2 layer perpendicular"]
-    assert len({row["x"] for row in r.rows}) == 1
+    assert len({row.x for row in r.rows}) == 1
     assert len(r.extra["random_seeds"]) == 3
-    assert all(row["ΔE total (kcal/mol)"] is None and row["status"].startswith("not converged") for row in r.rows)
+    assert all(row.de_total_kcal is None and row.status.startswith("not converged") for row in r.rows)
     assert r.checks["every ordered distribution below random"] is None
 
 

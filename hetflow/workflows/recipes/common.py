@@ -13,6 +13,7 @@ from typing import Any
 
 from ase import Atoms
 
+from hetflow.calculators import mlip_models
 from hetflow.calculators.base import CalcSpec
 from hetflow.errors import InputError
 from hetflow.structures.phases import get_phase
@@ -20,8 +21,9 @@ from hetflow.workflows.graph import Workflow
 
 LEVELS = ("xtb", "pbe", "mlip")
 
-#: machine-learned potentials usable as --level mlip and as --prerelax
-MLIPS = ("chgnet", "sevennet")
+#: machine-learned potentials usable as --level mlip (any model of the catalogue) and as --prerelax
+MLIPS = mlip_models.choices()
+PRERELAX = mlip_models.MLIP_BACKENDS
 
 
 #: relaxation / gate thresholds (eV/Å) and the optimiser safety net (steps)
@@ -36,7 +38,8 @@ class RecipeOptions:
 
     level: "xtb" (tblite, local by default), "pbe" (CP2K with the paper preset; realistic
         only on a cluster — use ``executor="slurm"`` etc.) or "mlip" (a PBE-trained
-        machine-learned potential, ``mlip`` = chgnet or sevennet: a screening level, not DFT).
+        machine-learned potential, ``mlip`` = a model of :mod:`hetflow.calculators.mlip_models`:
+        a screening level, not DFT).
     method: xTB Hamiltonian for level xtb (GFN1-xTB default: robust relaxations of these
         clusters, see docs/MEASUREMENTS.md; GFN2-xTB selectable).
     quick: smaller faithful models (S1/S2: 2 × 2 × 5 perovskite; S3 keeps 3 × 3 × 5) and a looser,
@@ -57,7 +60,9 @@ class RecipeOptions:
     prerelax: None or a machine-learned potential (chgnet, sevennet) that relaxes each structure
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
-    mlip: the potential of ``level="mlip"``.
+    mlip: the potential of ``level="mlip"``: a model name of
+        :mod:`hetflow.calculators.mlip_models` (``chgnet`` = CHGNet-0.3.0, ``sevennet`` = 7net-0,
+        ``chgnet-0.2.0``, ``chgnet-r2scan``, ``7net-l3i5``, ``7net-mf-0``).
     warm_start: relax each configuration from its parent's relaxed geometry (default); False
         relaxes every configuration from the relaxed pristine model instead (the earlier scheme,
         kept for the benchmark that compares the two).
@@ -85,10 +90,10 @@ class RecipeOptions:
             raise InputError(f"unknown level {self.level!r}; choose one of {', '.join(LEVELS)}")
         if self.reference not in ("molecule", "bulk"):
             raise InputError(f"unknown reference {self.reference!r}; choose molecule or bulk")
-        if self.mlip not in MLIPS:
+        if mlip_models.resolve(self.mlip) is None:
             raise InputError(f"unknown machine-learned potential {self.mlip!r}; choose one of {', '.join(MLIPS)}")
-        if self.prerelax is not None and self.prerelax not in MLIPS:
-            raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(MLIPS)}")
+        if self.prerelax is not None and self.prerelax not in PRERELAX:
+            raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(PRERELAX)}")
         self.outdir = Path(self.outdir)
 
     @property
@@ -114,7 +119,8 @@ def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = 
                         fmax=opts.relax_fmax, max_steps=steps, optimizer=opts.optimizer, settings=settings,
                         prerelax=pre)
     if opts.level == "mlip":
-        return CalcSpec(backend=opts.mlip, task=task, periodic=periodic, fmax=opts.relax_fmax, max_steps=steps,
+        m = mlip_models.model(opts.mlip)
+        return CalcSpec(backend=m.backend, method=m.name, task=task, periodic=periodic, fmax=opts.relax_fmax, max_steps=steps,
                         optimizer=opts.optimizer, settings=settings)
     cp2k_settings = dict(settings)
     if not periodic:
@@ -188,6 +194,5 @@ def level_name(opts: RecipeOptions) -> str:
     if opts.level == "xtb":
         return f"{opts.method} (tblite)"
     if opts.level == "mlip":
-        return {"chgnet": "CHGNet 0.3.0 (MPtrj, PBE-level machine-learned potential)",
-                "sevennet": "SevenNet 7net-0 (MPtrj, PBE-level machine-learned potential)"}[opts.mlip]
+        return mlip_models.model(opts.mlip).label
     return "PBE (CP2K, paper preset)"

@@ -41,8 +41,10 @@ from hetflow.errors import WorkflowError
 from hetflow.structures.exchange import alloy_patterns, interfacial_series, layer_series, model_d
 from hetflow.structures.interface import build_heterostructure
 from hetflow.structures.nanocrystal import cut_nanocrystal
+from hetflow.structures.reference_nc import exchanged_reference_sites, matching_reference_nc
 from hetflow.workflows.graph import Workflow
 from hetflow.workflows.recipes.result import ScanResult, finish_gate
+from hetflow.workflows.recipes.rows import S1Row, S2Row, S3Row, StrainRow
 from hetflow.workflows.recipes.common import (
     RecipeOptions,
     add_references,
@@ -191,6 +193,25 @@ def _chain(wf: Workflow, configs: list[Atoms], opts: RecipeOptions, first_parent
     return names
 
 
+def _strain_references(wf: Workflow, hs: Atoms, model: ScanModel, opts: RecipeOptions,
+                       configs: list[Atoms]) -> dict[str, str]:
+    """The strain reference of each configuration: the standalone NC with the same perovskite
+    halide sites exchanged (:func:`~hetflow.structures.reference_nc.matching_reference_nc`),
+    relaxed at the same level from the relaxed all-Cl NC; configurations that exchange the same
+    perovskite sites share one task, and the pristine model keeps ``nc-reference``.  Returns
+    {configuration task: reference task}."""
+    nc = model.reference_nc(hs)
+    by_sites: dict[tuple[int, ...], str] = {(): "nc-reference"}
+    out = {"pristine": "nc-reference"}
+    for cfg in configs:
+        sites = tuple(int(i) for i in exchanged_reference_sites(cfg, nc))
+        if sites not in by_sites:
+            ref = matching_reference_nc(cfg, nc)
+            by_sites[sites] = wf.add_calc(ref.info["name"], ref, make_spec(opts, "relax"), start_from="nc-reference")
+        out[cfg.info["name"]] = by_sites[sites]
+    return out
+
+
 def _ref_names(hs: Atoms, model: ScanModel, opts: RecipeOptions) -> list[str]:
     """Tasks of the PbX2 references in the scan's own workflow (molecules; bulk is separate)."""
     if opts.reference == "bulk":
@@ -224,6 +245,7 @@ def _kcal(e_ev: float) -> float:
 
 
 def _strain(res: dict, name: str, nc_name: str = "nc-reference") -> float | None:
+    """Interfacial strain (%) of task ``name`` against its standalone-NC task ``nc_name``."""
     from hetflow.analysis.strain import interfacial_strain
 
     if name not in res or nc_name not in res:
@@ -231,23 +253,41 @@ def _strain(res: dict, name: str, nc_name: str = "nc-reference") -> float | None
     return interfacial_strain(res[name].atoms, res[nc_name].atoms)
 
 
+#: how the reports define the strain rows
+STRAIN_DEFINITION = ("mean |Pb–Pb strain| of the interfacial perovskite layer against the same sites in the "
+                     "standalone perovskite NC with the same halides exchanged (the all-Cl NC for the pristine "
+                     "model), relaxed at the same level")
+
+
 # --------------------------------------------------------------------------- S1
 
 
+#: the S1 models whose strain the paper gives (Fig. 5a–c): label, series, published key
+S1_STRAIN = (("pristine", None, "pristine"), ("interface-first N = 5", "interface", "interface-first (Fig. 5b)"),
+             ("bottom-first N = 5", "bottom", "bottom-first (Fig. 5c)"))
+
+
 def s1_workflow(model: ScanModel, opts: RecipeOptions, name: str = "s1") -> tuple[Workflow, Atoms, dict[str, list[str]]]:
+    """pristine → N = 1…5 from the interface and from the bottom (two warm-started chains), the
+    standalone NC and, for the two N = 5 models, the NC with the same layers exchanged (strain);
+    ``wf.graph.graph["strain_references"]`` = {task: its NC task}."""
     hs = model.build("s1", opts.quick)
     wf = Workflow(name)
     _base_tasks(wf, hs, model, opts, want_mo=True)
     series = {}
+    last = []
     for start in ("interface", "bottom"):
-        series[start] = _chain(wf, layer_series(hs, start, 5, model.target), opts)
+        configs = layer_series(hs, start, 5, model.target)
+        series[start] = _chain(wf, configs, opts)
+        last.append(configs[-1])
+    wf.graph.graph["strain_references"] = _strain_references(wf, hs, model, opts, last)
     return wf, hs, series
 
 
-def normalisation_verdict(ours: dict[str, dict[str, list[float | None]]], published: dict[str, list[float]]) -> str:
-    """Which of hetflow's normalisations (stepwise / cumulative) tracks the published columns, by
-    the RMS deviation after removing each column's mean (the shape, not the level — the levels
-    of theory differ), over the converged rows; and the structural argument of SCIENCE.md."""
+def shape_deviations(ours: dict[str, dict[str, list[float | None]]], published: dict[str, list[float]]) -> dict[str, float]:
+    """RMS deviation (kcal/mol) of the mean-removed columns of each of hetflow's normalisations
+    (stepwise / cumulative) from the published ones, over the converged rows (the shape, not the
+    level — the levels of theory differ); a normalisation with < 2 converged rows per column is left out."""
     dev: dict[str, float] = {}
     for norm in ("stepwise", "cumulative"):
         sq, n = 0.0, 0
@@ -263,6 +303,13 @@ def normalisation_verdict(ours: dict[str, dict[str, list[float | None]]], publis
             n += len(d)
         if n:
             dev[norm] = float(np.sqrt(sq / n))
+    return dev
+
+
+def normalisation_verdict(ours: dict[str, dict[str, list[float | None]]], published: dict[str, list[float]]) -> str:
+    """Which of hetflow's normalisations (stepwise / cumulative) tracks the published columns
+    (:func:`shape_deviations`), and the structural argument of SCIENCE.md."""
+    dev = shape_deviations(ours, published)
     shape = ("the published interface column alternates with an amplitude that shrinks with N "
              "(4.32, 3.79, 4.11, 3.80, 3.95), which is what a cumulative average over alternating CsX "
              "(few halides) and PbX2 (many halides) layers does; a stepwise column keeps its alternation")
@@ -272,6 +319,10 @@ def normalisation_verdict(ours: dict[str, dict[str, list[float | None]]], publis
     return (f"hetflow's {best} series follows the published shape more closely (RMS deviation of the "
             f"mean-removed columns: stepwise {dev['stepwise']:.2f}, cumulative {dev['cumulative']:.2f} "
             f"kcal/mol); structurally, {shape}")
+
+
+#: the S1 normalisation that matches the paper's (SCIENCE.md; the report's verdict checks it)
+PAPER_NORMALISATION = "cumulative"
 
 
 def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, name: str = "s1") -> ScanResult:
@@ -311,21 +362,18 @@ def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, na
         pub = TABLE_S1[n]
         ti, tb = series["interface"][n], series["bottom"][n]
         ri, rb = gate.record(ti), gate.record(tb)
-        rows.append({
-            "N": n + 1,
-            "ΔE interface, stepwise": step["interface"][n],
-            "ΔE interface, cumulative": cum["interface"][n],
-            "ΔE bottom, stepwise": step["bottom"][n],
-            "ΔE bottom, cumulative": cum["bottom"][n],
-            "interface − bottom, stepwise": diff(step["interface"][n], step["bottom"][n]),
-            "interface − bottom, cumulative": diff(cum["interface"][n], cum["bottom"][n]),
-            "published interface": pub.from_interface,
-            "published bottom": pub.from_bottom,
-            "published interface − bottom": pub.interface_minus_bottom,
-            "fmax interface (eV/Å)": ri.get("fmax"), "force calls interface": ri.get("force_calls"),
-            "fmax bottom (eV/Å)": rb.get("fmax"), "force calls bottom": rb.get("force_calls"),
-            "status": _status(gate, ti, tb, "pristine"),
-        })
+        rows.append(S1Row(
+            n=n + 1,
+            de_interface_step_kcal=step["interface"][n], de_interface_cum_kcal=cum["interface"][n],
+            de_bottom_step_kcal=step["bottom"][n], de_bottom_cum_kcal=cum["bottom"][n],
+            diff_step_kcal=diff(step["interface"][n], step["bottom"][n]),
+            diff_cum_kcal=diff(cum["interface"][n], cum["bottom"][n]),
+            published_interface_kcal=pub.from_interface, published_bottom_kcal=pub.from_bottom,
+            published_diff_kcal=pub.interface_minus_bottom,
+            fmax_interface=ri.get("fmax"), force_calls_interface=ri.get("force_calls"),
+            fmax_bottom=rb.get("fmax"), force_calls_bottom=rb.get("force_calls"),
+            status=_status(gate, ti, tb, "pristine"),
+        ))
     first_i, first_b = step["interface"][0], step["bottom"][0]
     checks = {"bottom-first preferred at N = 1 (stepwise)":
               None if first_i is None or first_b is None else bool(first_b < first_i)}
@@ -341,19 +389,24 @@ def run_s1(model: ScanModel | None = None, opts: RecipeOptions | None = None, na
                           "from bottom": [gate.ok(n, p) for n, p in zip(series["bottom"], ["pristine", *series["bottom"][:-1]])]},
         "references": {r: gate.record(r) for r in refs},
     }
+    refs_nc = wf.graph.graph["strain_references"]
     strain_rows = []
-    for label, task, pub_key in (("pristine", "pristine", "pristine"),
-                                 ("interface-first N = 5", series["interface"][-1], "interface-first (Fig. 5b)"),
-                                 ("bottom-first N = 5", series["bottom"][-1], "bottom-first (Fig. 5c)")):
-        ok = gate.ok(task, "nc-reference") if "nc-reference" in res else False
-        val = _strain(res, task)
-        strain_rows.append({"model": label, "interfacial strain (%)": val if ok else None,
-                            "published (%)": INTERFACIAL_STRAIN[pub_key],
-                            "status": _status(gate, task, "nc-reference")})
+    for label, start, pub_key in S1_STRAIN:
+        task = "pristine" if start is None else series[start][-1]
+        nc_task = refs_nc[task]
+        ok = gate.ok(task, nc_task) if nc_task in res else False
+        val = _strain(res, task, nc_task)
+        strain_rows.append(StrainRow(model=label, strain_pct=val if ok else None,
+                                     published_pct=INTERFACIAL_STRAIN[pub_key], reference=nc_task,
+                                     status=_status(gate, task, nc_task)))
     extra["strain_rows"] = strain_rows
+    vals = {r.model: r.strain_pct for r in strain_rows}
+    checks["strain: bottom-first < pristine < interface-first (Fig. 5c < 5a < 5b)"] = (
+        None if any(v is None for v in vals.values()) else
+        bool(vals["bottom-first N = 5"] < vals["pristine"] < vals["interface-first N = 5"]))
     if "pristine-mo" in res and res["pristine-mo"].mo is not None:
         extra["pristine_mo"] = res["pristine-mo"]
-    return finish_gate(ScanResult("s1", rows, checks, res, summary, extra), needed + ["nc-reference"])
+    return finish_gate(ScanResult("s1", rows, checks, res, summary, extra), needed + sorted(set(refs_nc.values())))
 
 
 # --------------------------------------------------------------------------- S2
@@ -369,6 +422,8 @@ def s2_workflow(model: ScanModel, opts: RecipeOptions) -> tuple[Workflow, Atoms,
     configs = interfacial_series(hs, seed=opts.seed, target=model.target)
     bottom = _chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
     names = _chain(wf, configs, opts, first_parent=bottom[-1])
+    # every S2 model keeps model (d)'s perovskite exchange: one matching NC for the strain
+    wf.graph.graph["strain_references"] = _strain_references(wf, hs, model, opts, configs)
     if has_mo(opts):
         wf.add_calc(f"{names[0]}-mo", None, make_spec(opts, want_mo=True), start_from=names[0])  # model (d)
         names.append(wf.add_calc(f"{names[-1]}-mo", None, make_spec(opts, want_mo=True), start_from=names[-1]))
@@ -387,7 +442,7 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     summary, res = run_workflow(wf, opts)
     chain_names = names[:-1]
     refs = _ref_names(hs, model, opts)
-    needed = ["pristine", "nc-reference", *chain_names, *refs]
+    needed = ["pristine", *sorted(set(wf.graph.graph["strain_references"].values())), *chain_names, *refs]
     if not _done(res, needed):
         return ScanResult("s2", [], {}, res, summary, complete=False)
     ref, ref_ok = _reference(res, hs, model, opts)
@@ -397,8 +452,9 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
     chain = [(n, res[n]) for n in chain_names]
     steps = stepwise_exchange_energies(chain, ref, hs.info["halide"], model.target)
     cums = cumulative_exchange_energies(chain, ref, hs.info["halide"], model.target)
-    strain = [_strain(res, n) for n in chain_names]
-    strain_ok = [gate.ok(n, "nc-reference") for n in chain_names]
+    refs_nc = wf.graph.graph["strain_references"]
+    strain = [_strain(res, n, refs_nc[n]) for n in chain_names]
+    strain_ok = [gate.ok(n, refs_nc[n]) for n in chain_names]
     vals = [gate.value(_kcal(e.per_halide), n, p) for e, n, p in zip(steps, chain_names[1:], chain_names)]
     first = vals[0]
     rows = []
@@ -408,20 +464,21 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
         pub = TABLE_S2[k] if k < len(TABLE_S2) else None
         child, parent = chain_names[k + 1], chain_names[k]
         rec = gate.record(child)
-        rows.append({
-            "step (I/Cl %)": f"{prev_pct:g}→{pct:g}",
-            "published step": f"{pub.step[0]}→{pub.step[1]}" if pub else None,
-            "x": e.x,
-            "ΔE, stepwise (kcal/mol)": vals[k],
-            "ΔE, cumulative from (d)": gate.value(_kcal(cums[k].per_halide), child, chain_names[0]),
-            "ΔE − ΔE(first)": None if vals[k] is None or first is None else vals[k] - first,
-            "strain before (%)": strain[k] if strain_ok[k] else None,
-            "strain after (%)": strain[k + 1] if strain_ok[k + 1] else None,
-            "published ΔE": pub.de if pub else None,
-            "published strain": f"{pub.strain_before:.2f} → {pub.strain_after:.2f}" if pub else None,
-            "fmax (eV/Å)": rec.get("fmax"), "force calls": rec.get("force_calls"),
-            "status": _status(gate, child, parent),
-        })
+        rows.append(S2Row(
+            step=f"{prev_pct:g}→{pct:g}",
+            published_step=f"{pub.step[0]}→{pub.step[1]}" if pub else None,
+            x=e.x,
+            de_step_kcal=vals[k],
+            de_cum_kcal=gate.value(_kcal(cums[k].per_halide), child, chain_names[0]),
+            de_minus_first_kcal=None if vals[k] is None or first is None else vals[k] - first,
+            strain_before_pct=strain[k] if strain_ok[k] else None,
+            strain_after_pct=strain[k + 1] if strain_ok[k + 1] else None,
+            published_de_kcal=pub.de if pub else None,
+            published_strain_before_pct=pub.strain_before if pub else None,
+            published_strain_after_pct=pub.strain_after if pub else None,
+            fmax=rec.get("fmax"), force_calls=rec.get("force_calls"),
+            status=_status(gate, child, parent),
+        ))
         prev_pct = pct
     ok_vals = [(k, v) for k, v in enumerate(vals) if v is not None]
     checks = {
@@ -430,8 +487,10 @@ def run_s2(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
         "first step relieves interfacial strain":
             None if not (strain_ok[0] and strain_ok[1]) else bool(strain[1] < strain[0]),
     }
-    extra = {"strain": strain, "reference": ref.describe(), "model": _model_line(hs),
-             "pristine_strain": _strain(res, "pristine"),
+    p_nc = refs_nc["pristine"]
+    extra = {"strain": strain, "strain_ok": strain_ok, "reference": ref.describe(), "model": _model_line(hs),
+             "pristine_strain": _strain(res, "pristine", p_nc) if gate.ok("pristine", p_nc) else None,
+             "strain_references": {n: refs_nc[n] for n in chain_names},
              "row_converged": [v is not None for v in vals], "references": {r: gate.record(r) for r in refs}}
     mo_name = names[-1]
     if mo_name in res and res[mo_name].mo is not None:
@@ -516,25 +575,28 @@ def run_s3(model: ScanModel | None = None, opts: RecipeOptions | None = None) ->
             per = gate.value(_kcal(by_name[these[0]].per_halide), these[0], d_name)
         recs = [gate.record(n) for n in these]
         p = pub.get(label)
-        rows.append({
-            "distribution": label, "x": x,
-            "ΔE total (kcal/mol)": total,
-            "random spread (kcal/mol)": rnd_spread if key == "random" else None,
-            "ΔE per halide (kcal/mol)": per,
-            "ΔE − ΔE(random)": None if total is None or rnd_mean is None else total - rnd_mean,
-            "published ΔE": p.de if p else None,
-            "published ΔE − ΔE(random)": p.de_minus_random if p else None,
-            "fmax (eV/Å)": max((r.get("fmax") or 0.0) for r in recs),
-            "force calls": sum((r.get("force_calls") or 0) for r in recs),
-            "status": "converged" if ok and not gate.failed() else _status(gate, *these, d_name),
-        })
-    ordered = [r["ΔE − ΔE(random)"] for r in rows[1:]]
+        rows.append(S3Row(
+            distribution=label, x=x, de_total_kcal=total,
+            random_spread_kcal=rnd_spread if key == "random" else None,
+            de_per_halide_kcal=per,
+            de_minus_random_kcal=None if total is None or rnd_mean is None else total - rnd_mean,
+            published_de_kcal=p.de if p else None,
+            published_de_minus_random_kcal=p.de_minus_random if p else None,
+            fmax=max((r.get("fmax") or 0.0) for r in recs),
+            force_calls=sum((r.get("force_calls") or 0) for r in recs),
+            status="converged" if ok and not gate.failed() else _status(gate, *these, d_name),
+        ))
+    ordered = [r.de_minus_random_kcal for r in rows[1:]]
     checks = {"every ordered distribution below random":
               None if any(v is None for v in ordered) or not ordered else bool(all(v < 0 for v in ordered))}
+    by_label = {r.distribution: r.de_total_kcal for r in rows}
+    checks["PbI2 layer perpendicular lowest"] = (
+        None if any(v is None for v in by_label.values()) or "PbI2 layer perpendicular" not in by_label else
+        bool(min(by_label, key=by_label.get) == "PbI2 layer perpendicular"))
     extra = {"reference": ref.describe(), "model": _model_line(hs),
-             "counts_equal": len({r["x"] for r in rows}) == 1, "counts": counts,
+             "counts_equal": len({r.x for r in rows}) == 1, "counts": counts,
              "random_seeds": {n: _kcal(by_name[n].total) if gate.ok(n, d_name) else None for n in rnd},
-             "row_converged": [r["ΔE total (kcal/mol)"] is not None for r in rows],
+             "row_converged": [r.de_total_kcal is not None for r in rows],
              "references": {r: gate.record(r) for r in refs}}
     return finish_gate(ScanResult("s3", rows, checks, res, summary, extra), needed)
 

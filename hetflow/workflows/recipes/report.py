@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hetflow.analysis.energetics import markdown_table
+from hetflow.workflows.recipes.rows import display_rows
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def write_csv(rows: Sequence[Any], path: Path) -> Path:
+    """``rows`` (typed rows of :mod:`~hetflow.workflows.recipes.rows` or dicts) as CSV, headers with units."""
+    rows = display_rows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not rows:
         path.write_text("")
@@ -35,7 +38,7 @@ def write_table_report(result, outdir: Path, title: str, notes: Sequence[str] = 
     outdir.mkdir(parents=True, exist_ok=True)
     md = [f"# {title}", ""]
     md += [f"- {n}" for n in notes if n]
-    md += ["", markdown_table(result.rows), "", "## Conclusions of the paper, checked", "",
+    md += ["", markdown_table(display_rows(result.rows)), "", "## Conclusions of the paper, checked", "",
            checks_markdown(result.checks), ""]
     paths = {"md": outdir / f"{result.table}.md", "csv": outdir / f"{result.table}.csv"}
     paths["md"].write_text("\n".join(md))
@@ -83,7 +86,7 @@ def row_converged(result):
     if result.table == "s3":
         by_label = {"random": "random", "CsI layer perpendicular": "csx_perp", "CsI layer parallel": "csx_par",
                     "PbI2 layer perpendicular": "pbx2_perp"}
-        return [_ok(res, "s2-d", f"s3-{by_label.get(r['distribution'], r['distribution'])}") for r in result.rows]
+        return [_ok(res, "s2-d", f"s3-{by_label.get(r.distribution, r.distribution)}") for r in result.rows]
     return None
 
 
@@ -98,19 +101,31 @@ def plot_result(result, outdir: Path, note: str = "") -> list[Path]:
     flags = row_converged(result)
     out: list[Path] = []
     if result.table == "s1":
-        ser = result.extra["series"]
+        # the normalisation that matches the paper's (the report's verdict says which tracks it)
+        from hetflow.workflows.recipes.exchange_scan import PAPER_NORMALISATION
+
+        key = "series_cumulative" if PAPER_NORMALISATION == "cumulative" else "series"
+        ser = result.extra[key]
+        meta.note = (meta.note + "; " if meta.note else "") + f"{PAPER_NORMALISATION} normalisation (as the paper's)"
         out.append(plotting.plot_layer_energies(list(range(1, 6)), {"from interface": ser["interface"],
                                                                      "from bottom": ser["bottom"]},
                                                 outdir / "s1.png", published=s1_series(), meta=meta,
                                                 converged=flags))
     elif result.table == "s2":
-        steps = [r["step (I/Cl %)"] for r in result.rows]
-        out.append(plotting.plot_s2(steps, [r["ΔE (kcal/mol)"] for r in result.rows], result.extra["strain"],
-                                    outdir / "s2.png", meta=meta, converged=flags))
+        from hetflow.analysis.published import TABLE_S2
+
+        steps = [r.step for r in result.rows]
+        strain_ok = result.extra.get("strain_ok") or [True] * len(result.extra["strain"])
+        strain = [v if ok else None for v, ok in zip(result.extra["strain"], strain_ok)]
+        out.append(plotting.plot_s2(steps, [r.de_step_kcal for r in result.rows], strain,
+                                    outdir / "s2.png", meta=meta, converged=flags,
+                                    published=[p.de for p in TABLE_S2][: len(steps)],
+                                    published_strain=[TABLE_S2[0].strain_before,
+                                                      *(p.strain_after for p in TABLE_S2)][: len(strain)]))
     elif result.table == "s3":
-        out.append(plotting.plot_bars([r["distribution"] for r in result.rows],
-                                      [r["ΔE − ΔE(random)"] for r in result.rows], outdir / "s3.png",
-                                      published=[r["published ΔE − ΔE(random)"] for r in result.rows],
+        out.append(plotting.plot_bars([r.distribution for r in result.rows],
+                                      [r.de_minus_random_kcal for r in result.rows], outdir / "s3.png",
+                                      published=[r.published_de_minus_random_kcal for r in result.rows],
                                       meta=meta, converged=flags))
     models = result.extra.get("level_models")
     if models:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from hetflow.analysis.energetics import markdown_table
 from hetflow.errors import InputError
 from hetflow.workflows.recipes.common import RecipeOptions
 from hetflow.workflows.recipes.common import level_name
-from hetflow.workflows.recipes.exchange_scan import ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.workflows.recipes.exchange_scan import STRAIN_DEFINITION, ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.workflows.recipes.rows import display_rows
 from hetflow.workflows.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -69,11 +71,14 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
         notes = _notes(r, opts)
         paths = write_table_report(r, Path(opts.outdir), TITLES[t], notes)
         if r.extra.get("strain_rows"):
-            from hetflow.analysis.energetics import markdown_table
-
             with paths["md"].open("a") as fh:
-                fh.write("\n## Interfacial strain (mean |Pb–Pb strain| of the interfacial perovskite layer vs the "
-                         "standalone NC)\n\n" + markdown_table(r.extra["strain_rows"]) + "\n")
+                fh.write(f"\n## Interfacial strain\n\nDefinition: {STRAIN_DEFINITION}.\n\n"
+                         + markdown_table(display_rows(r.extra["strain_rows"])) + "\n")
+        elif r.table == "s2":
+            with paths["md"].open("a") as fh:
+                fh.write(f"\nStrain before/after: {STRAIN_DEFINITION}; every S2 model keeps model (d)'s perovskite "
+                         f"exchange, so its reference is the NC with model (d)'s layers exchanged "
+                         f"({', '.join(sorted(set(r.extra.get('strain_references', {}).values())))}).\n")
         if r.extra.get("normalisation"):
             with paths["md"].open("a") as fh:
                 fh.write("\n## Normalisation\n\nThe paper: \"all energies are normalized to the number of exchanged "

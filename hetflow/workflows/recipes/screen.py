@@ -79,7 +79,7 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple
         src = r.extra["hs"].info["halide"]
         i1, b1 = ser["interface"][0], ser["bottom"][0]
         bottoms = [v for v in ser["bottom"] if v is not None]
-        strain = {s["model"]: s["interfacial strain (%)"] for s in r.extra.get("strain_rows", [])}
+        strain = {s.model: s.strain_pct for s in r.extra.get("strain_rows", [])}
         row = {
             "pair": pair.label, "exchange": f"{src}→{pair.target}",
             "status": "done" if not r.extra.get("unconverged") else "not converged",

@@ -1,0 +1,109 @@
+"""Typed rows of Tables S1–S3 and of the strain table: named fields with their units.
+
+A recipe fills these; the report, the CSV and the plots read the *fields* (``row.de_interface_cum_kcal``),
+never a display header, so a renamed column fails at once where it is used.  The display header
+of each field (units in it) is its ``metadata["header"]``, used only to print tables.
+
+Units: energies kcal/mol (per exchanged halide unless the name says ``total``), strain %, forces
+eV/Å.  ``None`` = not computed, or withheld by the convergence gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Sequence
+
+__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "display", "display_rows", "header"]
+
+
+def col(header: str, default: Any = None) -> Any:
+    """A field with its display header."""
+    return field(default=default, metadata={"header": header})
+
+
+@dataclass(frozen=True)
+class S1Row:
+    """One N of Table S1: Cl→I in N perovskite layers from the interface and from the bottom."""
+
+    n: int = col("N", 0)
+    de_interface_step_kcal: float | None = col("ΔE interface, stepwise (kcal/mol)")
+    de_interface_cum_kcal: float | None = col("ΔE interface, cumulative (kcal/mol)")
+    de_bottom_step_kcal: float | None = col("ΔE bottom, stepwise (kcal/mol)")
+    de_bottom_cum_kcal: float | None = col("ΔE bottom, cumulative (kcal/mol)")
+    diff_step_kcal: float | None = col("interface − bottom, stepwise (kcal/mol)")
+    diff_cum_kcal: float | None = col("interface − bottom, cumulative (kcal/mol)")
+    published_interface_kcal: float | None = col("published interface (kcal/mol)")
+    published_bottom_kcal: float | None = col("published bottom (kcal/mol)")
+    published_diff_kcal: float | None = col("published interface − bottom (kcal/mol)")
+    fmax_interface: float | None = col("fmax interface (eV/Å)")
+    force_calls_interface: int | None = col("force calls interface")
+    fmax_bottom: float | None = col("fmax bottom (eV/Å)")
+    force_calls_bottom: int | None = col("force calls bottom")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class S2Row:
+    """One step of Table S2: Cl→I in the two interfacial chalcohalide layers, from model (d)."""
+
+    step: str = col("step (I/Cl %)", "")
+    published_step: str | None = col("published step")
+    x: int = col("x (halides exchanged)", 0)
+    de_step_kcal: float | None = col("ΔE, stepwise (kcal/mol)")
+    de_cum_kcal: float | None = col("ΔE, cumulative from (d) (kcal/mol)")
+    de_minus_first_kcal: float | None = col("ΔE − ΔE(first) (kcal/mol)")
+    strain_before_pct: float | None = col("strain before (%)")
+    strain_after_pct: float | None = col("strain after (%)")
+    published_de_kcal: float | None = col("published ΔE (kcal/mol)")
+    published_strain_before_pct: float | None = col("published strain before (%)")
+    published_strain_after_pct: float | None = col("published strain after (%)")
+    fmax: float | None = col("fmax (eV/Å)")
+    force_calls: int | None = col("force calls")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class S3Row:
+    """One distribution of Table S3: ≈ 20 % Cl→I in the CsPbCl3 domain of model (d)."""
+
+    distribution: str = col("distribution", "")
+    x: int = col("x (halides exchanged)", 0)
+    de_total_kcal: float | None = col("ΔE total (kcal/mol)")
+    random_spread_kcal: float | None = col("random spread (kcal/mol)")
+    de_per_halide_kcal: float | None = col("ΔE per halide (kcal/mol)")
+    de_minus_random_kcal: float | None = col("ΔE − ΔE(random) (kcal/mol)")
+    published_de_kcal: float | None = col("published ΔE (kcal/mol)")
+    published_de_minus_random_kcal: float | None = col("published ΔE − ΔE(random) (kcal/mol)")
+    fmax: float | None = col("fmax (eV/Å)")
+    force_calls: int | None = col("force calls")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class StrainRow:
+    """Interfacial strain of one model against its matching standalone NC (%)."""
+
+    model: str = col("model", "")
+    strain_pct: float | None = col("interfacial strain (%)")
+    published_pct: float | None = col("published (%)")
+    reference: str = col("reference NC", "")
+    status: str = col("status", "")
+
+
+def header(row_type: type, name: str) -> str:
+    """The display header of field ``name`` of ``row_type``."""
+    for f in fields(row_type):
+        if f.name == name:
+            return f.metadata["header"]
+    raise KeyError(f"{row_type.__name__} has no field {name!r}")
+
+
+def display(row: Any) -> dict[str, Any]:
+    """A row as {display header: value} for Markdown/CSV (a plain dict passes through)."""
+    if is_dataclass(row):
+        return {f.metadata.get("header", f.name): getattr(row, f.name) for f in fields(row)}
+    return dict(row)
+
+
+def display_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [display(r) for r in rows]
