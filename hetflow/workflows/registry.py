@@ -107,9 +107,15 @@ def _cache_read(atoms: Atoms, spec: CalcSpec, cache: Path | None, tag: str = "")
     for used in _RECORDING:
         used.append(path)
     d = _load(path)
-    if d is None:
+    if d is None and use_prepared():
         d = _load(prepared_dir() / name)
     return path, d
+
+
+def use_prepared() -> bool:
+    """Whether the shipped prepared models are used (``HETFLOW_PREPARED=0`` turns them off, to
+    recompute everything in ``$HETFLOW_CACHE``)."""
+    return os.environ.get("HETFLOW_PREPARED", "1").strip().lower() not in ("0", "no", "off", "false")
 
 
 def _cache_write(path: Path | None, data: dict) -> None:

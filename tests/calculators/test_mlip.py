@@ -145,3 +145,39 @@ def test_models_load_without_network_and_torch_stays_out_of_xtb_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = dict(line.split() for line in out.stdout.splitlines() if line.startswith(("chgnet", "sevennet")))
     assert set(lines) == {"chgnet", "sevennet"} and all(np.isfinite(float(v)) for v in lines.values())
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+@pytest.mark.parametrize("name", ["CHGNet-0.3.0", "CHGNet-0.2.0", "CHGNet-r2SCAN", "7net-0", "7net-l3i5", "7net-MF-0"])
+def test_every_offline_model_of_the_wheels_runs(tiny_nc, name):
+    """Each model of the catalogue loads from its wheel (no network) and gives finite energies
+    and forces that are not another model's."""
+    from hetflow.calculators.mlip_models import model
+
+    m = model(name)
+    r = run_calculation(tiny_nc, CalcSpec(backend=m.backend, method=name))
+    assert r.spec.method == name and r.versions["model"] == name
+    assert np.isfinite(r.energy) and np.isfinite(r.forces).all() and r.forces.shape == (len(tiny_nc), 3)
+    # ≈ −3…−4 eV per atom (the r²SCAN models have their own, much lower, reference energies)
+    assert (-60 < r.energy < -20) if "r2SCAN" not in name else r.energy < -60
+    if m.head:
+        assert r.versions["checkpoint"].endswith(f"({m.head} head)")
+    if name != "CHGNet-0.3.0":
+        other = run_calculation(tiny_nc, CalcSpec(backend="chgnet"))
+        assert abs(other.energy - r.energy) > 1e-3
+
+
+def test_model_names_resolve_and_unknown_names_are_refused():
+    from hetflow.calculators.mlip_models import choices, resolve
+    from hetflow.workflows.recipes.common import RecipeOptions
+
+    assert resolve("chgnet").name == "CHGNet-0.3.0" and resolve("SevenNet").name == "7net-0"
+    assert resolve("7net-mf-0").head == "PBE" and resolve("chgnet-r2scan").name == "CHGNet-r2SCAN"
+    assert {"chgnet", "sevennet", "7net-l3i5", "7net-mf-0", "chgnet-0.2.0", "chgnet-r2scan"} <= set(choices())
+    assert CalcSpec(backend="sevennet", method="7net-l3i5").method == "7net-l3i5"
+    with pytest.raises(InputError, match="unknown machine-learned potential 'mace'"):
+        RecipeOptions(level="mlip", mlip="mace")
+    with pytest.raises(InputError, match="unknown method '7net-omat' for backend 'sevennet'"):
+        CalcSpec(backend="sevennet", method="7net-omat")
