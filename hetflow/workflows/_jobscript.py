@@ -111,7 +111,7 @@ class JobResources:
         self._normalise_lists()
         for name in ("partition", "account"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, str) or not _SAFE_WORD.match(v)):
+            if v is not None and (not isinstance(v, str) or not _SAFE_WORD.fullmatch(v)):
                 raise WorkflowError(f"invalid {name} {v!r}: only letters, digits and _.,:+@%- allowed")
         for name in ("nodes", "ntasks", "threads"):
             v = getattr(self, name)
@@ -120,10 +120,10 @@ class JobResources:
         if self.ntasks < self.nodes:
             raise WorkflowError(f"ntasks ({self.ntasks}) must be >= nodes ({self.nodes})")
         self.walltime_seconds = parse_walltime(self.walltime)
-        if self.memory is not None and not _MEMORY.match(str(self.memory)):
+        if self.memory is not None and not _MEMORY.fullmatch(str(self.memory)):
             raise WorkflowError(f"invalid memory {self.memory!r}; use e.g. 4G or 4000M")
         for k in self.env:
-            if not _ENV_NAME.match(str(k)):
+            if not _ENV_NAME.fullmatch(str(k)):
                 raise WorkflowError(f"invalid environment variable name {k!r}")
         for d in self.extra_directives:
             if _DIRECTIVE_BAD.search(str(d)):
@@ -155,6 +155,8 @@ class JobResources:
                 v = getattr(self, name)
                 if v is not None and not isinstance(v, str) and not (name == "memory" and isinstance(v, int)):
                     raise InputError(f"{name} must be a string, got {type(v).__name__} {validate.shown(v)}")
+                if isinstance(v, str):  # no newline (a trailing one too), tab, NUL … in a directive
+                    validate.text(v, name, max_len=256)
         except InputError as exc:
             raise WorkflowError(str(exc)) from None
 
