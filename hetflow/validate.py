@@ -550,6 +550,19 @@ def int_list(text_value: Any, what: str, *, lo: int = -MAX_COUNT, hi: int = MAX_
     return [integer(w, what, lo=lo, hi=hi, from_text=True) for w in text_value.replace(",", " ").split()]
 
 
+def crystal_cell(atoms: Any, source: str) -> None:
+    """A structure read from a crystal file (CIF) has a cell of three independent vectors
+    (a zero-length or flat cell is a malformed file, which ASE reads as a molecule)."""
+    import numpy as np
+
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    vol = abs(float(np.linalg.det(cell))) if np.isfinite(cell).all() else float("nan")
+    if not vol >= MIN_CELL_VOLUME_PER_ATOM * max(1, len(atoms)):
+        lengths = " ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
+        raise InputError(f"{source}: the crystal cell has (almost) zero volume (lengths {lengths} Å, "
+                         f"volume {vol:.3g} Å³); check the _cell_length/_cell_angle entries")
+
+
 def calc_cell(atoms: Any, periodic: bool, what: str = "structure") -> None:
     """A structure a calculation can start from: finite positions and, when ``periodic``, a
     cell of three independent vectors with a volume ≥ :data:`MIN_CELL_VOLUME_PER_ATOM` per atom

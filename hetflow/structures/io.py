@@ -97,5 +97,7 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     if isinstance(atoms, list):
         raise InputError(f"{path.name}: expected one structure, got {len(atoms)}")
     validate.ordered_occupancies(atoms, path.name)
+    if path.suffix.lower() == ".cif":
+        validate.crystal_cell(atoms, path.name)
     atoms.info = _decode_info(atoms.info, path.name)
     return atoms

@@ -351,6 +351,8 @@ def _read(entry: dict, where: str, root: Path) -> list[tuple[str, Atoms]]:
     for a in frames:
         try:
             validate.ordered_occupancies(a, path.name)
+            if path.suffix.lower() == ".cif":
+                validate.crystal_cell(a, path.name)
         except InputError as exc:
             raise _err(where, str(exc)) from None
     base = entry.get("name") or validate.name_from_path(path)
