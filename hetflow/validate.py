@@ -405,7 +405,28 @@ def structure_file(path: Any, what: str = "structure file", *, max_bytes: int = 
         _check_xyz_counts(read_bytes(p, what, max_bytes=max_bytes), p)
     elif low.endswith(".vasp") or low.startswith(("poscar", "contcar")):
         _check_poscar_counts(read_bytes(p, what, max_bytes=max_bytes), p)
+    elif low.endswith(".cif"):
+        _check_cif_cell(read_bytes(p, what, max_bytes=max_bytes), p)
     return p
+
+
+_CIF_CELL = re.compile(rb"^\s*_cell_(length_[abc]|angle_(?:alpha|beta|gamma))\s+([-+0-9.eE]+)", re.M)
+
+
+def _check_cif_cell(data: bytes, p: Path) -> None:
+    """Cell lengths > 0 and angles in (0°, 180°) (ASE's reader fails on others with a bare
+    AssertionError, or reads a zero-length cell as a molecule)."""
+    for m in _CIF_CELL.finditer(data):
+        key, raw = m.group(1).decode(), m.group(2).decode()
+        try:
+            v = float(raw)
+        except ValueError:
+            continue  # not a plain number: the reader's own message
+        bad = not math.isfinite(v) or (v <= 0 if key.startswith("length") else not 0 < v < 180)
+        if bad:
+            rule = "positive (Å)" if key.startswith("length") else "between 0 and 180 (degrees)"
+            raise InputError(f"{p.name}: _cell_{key} is {raw}; a crystal cell needs it {rule} "
+                             "(a cell of zero volume)")
 
 
 def _check_xyz_counts(data: bytes, p: Path) -> None:
@@ -444,6 +465,14 @@ def _check_poscar_counts(data: bytes, p: Path) -> None:
                 raise InputError(f"{p.name}: the counts line claims {total} atoms but the file has "
                                  f"{len(lines)} lines")
             return
+
+
+def read_failure(exc: BaseException) -> str:
+    """Why a structure reader failed, in one line: its message's first line, or — for a bare
+    internal check (``AssertionError``, ``IndexError`` … without a message) — that the file is
+    malformed."""
+    text = printable(str(exc).splitlines()[0]) if str(exc).strip() else ""
+    return text or f"malformed file (the reader stopped with a bare {type(exc).__name__})"
 
 
 def ordered_occupancies(atoms: Any, source: str) -> None:

@@ -93,7 +93,7 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     except KeyError as exc:
         raise InputError(f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:
-        raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise InputError(f"cannot read {path.name}: {validate.read_failure(exc)}") from None
     if isinstance(atoms, list):
         raise InputError(f"{path.name}: expected one structure, got {len(atoms)}")
     validate.ordered_occupancies(atoms, path.name)

@@ -344,7 +344,7 @@ def _read(entry: dict, where: str, root: Path) -> list[tuple[str, Atoms]]:
     except KeyError as exc:
         raise _err(where, f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:  # noqa: BLE001 - any parse problem is a user problem
-        raise _err(where, f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise _err(where, f"cannot read {path.name}: {validate.read_failure(exc)}") from exc
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise _err(where, f"{path.name}: index {index!r} selects no frame")
