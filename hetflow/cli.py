@@ -139,6 +139,15 @@ def _rule_callback(check, opt: str):
     return callback
 
 
+def _check_size(name: str, value, opt: str):
+    """A size-like option by its rule in :data:`hetflow.validate.SIZES`; a ``--size`` that is
+    not positive is left to the builder, whose own check (the same rule) says "size must be
+    positive" before anything is built."""
+    if name == "size" and isinstance(value, tuple) and any(isinstance(v, int) and v <= 0 for v in value):
+        return value
+    return validate.check_size(name, value, opt)
+
+
 def _check_output(value, opt: str):
     if value != "-":  # '-' is stdout where an option allows it
         validate.output_file(value, f"{opt}")
@@ -160,7 +169,7 @@ def _harden(cmd: click.Command) -> None:
         if p.callback is not None or getattr(p, "multiple", False):
             continue
         if p.name in validate.SIZES:  # sizes as a whole (n1·n2·n3, m1·m2), before anything is built
-            p.callback = _rule_callback(lambda v, o, name=p.name: validate.check_size(name, v, o), opt)
+            p.callback = _rule_callback(lambda v, o, name=p.name: _check_size(name, v, o), opt)
         elif p.name in validate.CLI_OUTPUT_FILES:  # outputs: new or regular files, refused before the work
             p.callback = _rule_callback(_check_output, opt)
 

@@ -221,7 +221,7 @@ structures: [{{builder: {builder}, params: {params}}}]
     ("heterostructure", "{partner_cells: '3'}", ("params.partner_cells", "integer")),
     ("slab", "{inplane: [100, 1]}", ("params.inplane", "64")),
     ("slab", "{inplane: [16, 32]}", ("params.inplane", "in-plane cells")),
-    ("perovskite_fragment", "{trials: 1.0e9}", ("params.trials", "10000")),
+    ("perovskite_fragment", "{trials: 1.0e+9}", ("params.trials", "10000")),
     ("perovskite_fragment", "{trials: -1}", ("params.trials",)),
 ])
 @pytest.mark.parametrize("command", ["status", "run"])
