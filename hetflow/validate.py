@@ -13,7 +13,13 @@ Text is valid Unicode without control characters (a non-UTF-8 file name arrives 
 lone surrogates and is rejected here, before it reaches a database or a terminal).  Files are
 regular files (never a FIFO or a device, which would block a reader) of bounded size, opened
 without blocking.  Structure files with a count header (xyz/extxyz, POSCAR) are checked
-against their length before ASE reads them, so a header claiming 10⁹ atoms fails at once.
+against their length before ASE reads them, so a header claiming 10⁹ atoms fails at once;
+a CIF's cell lengths and angles are checked the same way.
+
+Outputs follow one rule (:func:`output_file`): a new name or a regular file, never a FIFO, a
+device, a directory or a socket.  Size-like inputs follow one table (:data:`SIZES`), whatever
+their type and wherever they come from; a calculation's periodic cell is checked by
+:func:`calc_cell` before a worker starts.
 """
 
 from __future__ import annotations
