@@ -51,12 +51,11 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
 
-from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec, structure_fingerprint
+from hetflow.calculators.base import MLIP_BACKENDS, OPTIMIZERS, CalcResult, CalcSpec, structure_fingerprint
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.relax")
 
-OPTIMIZERS = ("FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella")
 
 #: Backends whose relaxations this module drives (CP2K runs its own GEO_OPT).
 ENGINE_BACKENDS = ("tblite", "xtb-python") + MLIP_BACKENDS

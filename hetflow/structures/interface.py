@@ -34,6 +34,7 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 from hetflow.structures.charge import HALIDES, balance_charge, formal_charge, formal_charges
 from hetflow.structures.labels import plane_index
@@ -433,8 +434,7 @@ def _check_common(perovskite: str, partner: str, size, partner_cells: int, strai
     from hetflow.structures.nanocrystal import _check_size
 
     size = _check_size(size)
-    if int(partner_cells) <= 0:
-        raise InputError(f"partner_cells must be ≥ 1 (half cells of b), got {partner_cells}")
+    validate.check_size("partner_cells", partner_cells)
     n_layers = 2 * size[2]
     if n_layers + 1 < min_layers:
         raise InputError(
@@ -690,9 +690,8 @@ def build_slab(
 
 def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum, registry,
                    scorer, min_layers: int = MIN_PEROVSKITE_LAYERS, relaxer: Relaxer | None = None) -> Atoms:
-    m1, m2 = (int(v) for v in inplane)
-    if m1 <= 0 or m2 <= 0:
-        raise InputError(f"in-plane size must be positive, got {inplane}")
+    m1, m2 = validate.check_size("inplane", inplane)
+    validate.check_size("perovskite_cells", perovskite_cells)
     size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(
         perovskite, partner, (1, 1, perovskite_cells), partner_cells, strain_to, min_layers)
     if not (np.isfinite(vacuum) and vacuum > 0):
