@@ -646,6 +646,9 @@ CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "fmax": {"lo": 0, "lo_open": True, "hi": 1000},
     "vacuum": {"lo": 0, "hi": 1000},
     "poll": {"lo": 0, "lo_open": True, "hi": 3600},
+    "samples": {"lo": 2, "hi": 10_000},
+    "exact_max": {"lo": 1, "hi": 10_000},
+    "temperatures": {"lo": 0, "lo_open": True, "hi": 5000},
 }
 CLI_DEFAULT_BOUND = 1e9
 #: CLI options naming a file hetflow writes: checked by :func:`output_file` before any work

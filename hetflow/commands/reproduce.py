@@ -33,6 +33,24 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
                          optimizer=optimizer, prerelax=prerelax, mlip=mlip)
 
 
+def _model(size, partner_cells, registry_by):
+    """The S1–S3 model of the trial-model options (validated here, before anything is built)."""
+    from hetflow.errors import InputError
+    from hetflow.workflows.recipes.exchange_scan import ScanModel
+
+    if size is not None and min(size) < 1:
+        raise InputError(f"--size needs three integers ≥ 1, got {' '.join(map(str, size))}")
+    if partner_cells is not None and partner_cells < 1:
+        raise InputError(f"--partner-cells must be ≥ 1, got {partner_cells}")
+    model = ScanModel(size=tuple(size) if size else None, partner_cells=partner_cells)
+    if registry_by == "continuity":
+        from hetflow.structures.interface import choose_registry
+
+        reg, evaluated = choose_registry(model.perovskite, model.partner)
+        model.registry = {**reg.to_dict(), "candidates": [r.to_dict() for r in evaluated]}
+    return model
+
+
 def _common(f):
     opts = [
         click.option("--level", type=click.Choice(["xtb", "pbe", "mlip"]), default="xtb", show_default=True,
@@ -96,24 +114,50 @@ def register(app: click.Group) -> None:
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
         and checks the paper's qualitative conclusions.  Rerunning reuses every finished
         calculation from the store."""
-        from hetflow.errors import InputError
-        from hetflow.workflows.recipes.exchange_scan import ScanModel
         from hetflow.workflows.recipes.reproduce import expand, reproduce
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
                      max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
-        if size is not None and min(size) < 1:
-            raise InputError(f"--size needs three integers ≥ 1, got {' '.join(map(str, size))}")
-        if partner_cells is not None and partner_cells < 1:
-            raise InputError(f"--partner-cells must be ≥ 1, got {partner_cells}")
-        model = ScanModel(size=tuple(size) if size else None, partner_cells=partner_cells)
-        if registry_by == "continuity":
-            from hetflow.structures.interface import choose_registry
+        reproduce(tabs, opts, model=_model(size, partner_cells, registry_by), echo=click.echo)
 
-            reg, evaluated = choose_registry(model.perovskite, model.partner)
-            model.registry = {**reg.to_dict(), "candidates": [r.to_dict() for r in evaluated]}
-        reproduce(tabs, opts, model=model, echo=click.echo)
+    @app.command("free-energy")
+    @_common
+    @click.option("--samples", type=int, default=24, show_default=True,
+                  help="Random configurations drawn per composition when there are too many to relax all.")
+    @click.option("--exact-max", type=int, default=40, show_default=True,
+                  help="Relax every symmetry-distinct configuration when there are at most this many.")
+    @click.option("--temperature", "temperatures", type=float, multiple=True,
+                  help="Temperature, K (repeatable; default 300; the first is the report's main one).")
+    @click.option("--size", type=int, nargs=3, default=None, metavar="N1 N2 N3",
+                  help="Trial model: perovskite octahedra (default: the S2 model, 2 2 5 quick / 3 3 5).")
+    @click.option("--partner-cells", type=int, default=None, help="Trial model: Pb4S3Cl2 b/2 blocks (default 2).")
+    @click.option("--registry", "registry_by", type=click.Choice(["energy", "continuity"]), default="energy",
+                  show_default=True, help="Junction: GFN1-xTB probe energies (shipped) or the geometric score.")
+    def free_energy_cmd(level, method, quick, outdir, store, executor, workers, threads, partition, account,
+                        walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip,
+                        samples, exact_max, temperatures, size, partner_cells, registry_by):
+        """Beyond the paper: configurational free energy of Cl→I exchange in Table S2's sites.
+
+        Relaxes every symmetry-distinct configuration (or a random sample) of each composition
+        and writes OUTDIR/free-energy.md, .csv and .png: ΔE min, Boltzmann ⟨ΔE⟩, ΔF(x) with its
+        error and the ideal mixing term, and whether intermediate I/Cl ratios are stabilised."""
+        from hetflow.workflows.recipes.free_energy import FreeEnergyOptions, run_free_energy
+        from hetflow.workflows.recipes.free_energy_report import write_free_energy_report
+
+        opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
+                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
+        fo = FreeEnergyOptions(samples=samples, exact_max=exact_max, seed=seed,
+                               temperatures=tuple(temperatures) or (300.0,))
+        r = run_free_energy(_model(size, partner_cells, registry_by), opts, fo)
+        click.echo(f"free-energy: {r.summary}")
+        if not r.complete:
+            click.echo("free-energy: calculations still running or failed — rerun the same command to collect "
+                       f"(state: hetflow status --workdir {opts.outdir / 'work' / 'free-energy'})")
+            return
+        paths = write_free_energy_report(r, opts, fo)
+        click.echo(paths[0].read_text())
+        click.echo("wrote " + ", ".join(str(p) for p in paths))
 
     @app.command("screen")
     @click.option("--pair", "pairs", multiple=True,

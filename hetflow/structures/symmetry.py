@@ -43,6 +43,7 @@ __all__ = [
     "symmetry_group",
     "site_permutations",
     "distinct_subsets",
+    "canonical_subset",
 ]
 
 #: default distance tolerance for two atoms to be symmetry images (Å)
@@ -191,6 +192,14 @@ def _orbit(subset: tuple[int, ...], local: np.ndarray) -> set[tuple[int, ...]]:
     idx = np.asarray(subset, dtype=int)
     imgs = np.sort(local[:, idx], axis=1)
     return {tuple(int(v) for v in row) for row in imgs}
+
+
+def canonical_subset(subset, local: np.ndarray) -> tuple[tuple[int, ...], int]:
+    """The orbit of ``subset`` (positions 0 … n−1 in the site list) under the site permutations
+    ``local`` (:func:`site_permutations`): its canonical representative (lexicographically smallest
+    sorted image) and its size."""
+    orb = _orbit(tuple(int(v) for v in subset), np.asarray(local, int))
+    return min(orb), len(orb)
 
 
 def distinct_subsets(
