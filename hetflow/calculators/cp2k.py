@@ -76,7 +76,7 @@ from ase.data import chemical_symbols
 from ase.units import Bohr, Hartree
 
 from hetflow.calculators import cp2k_restart as rst
-from hetflow.calculators.base import CalcResult, CalcSpec, MOData
+from hetflow.calculators.base import Backend, CalcResult, CalcSpec, MOData
 from hetflow.calculators.cp2k_box import PoissonChoice, choose_poisson
 from hetflow.calculators.electrons import check_charge_multiplicity
 from hetflow.calculators.recovery import CP2K_LADDER, CP2K_STEPS, ENERGY_AFFECTING, ladder_steps
@@ -790,3 +790,31 @@ def parse_output(directory: str | Path, atoms: Atoms, spec: CalcSpec) -> CalcRes
         scf_steps=scf_steps, opt_steps=opt_steps, mo=mo,
         extra={"energy_hartree": float(energies[-1].replace("D", "E"))},
     )
+
+
+# ----------------------------------------------------------------------------- the backend
+
+
+class CP2KBackend(Backend):
+    """CP2K PBE (the paper's level): single points and CP2K's own GEO_OPT (:func:`run_cp2k`);
+    inputs are validated before a batch job is submitted (:func:`precheck`)."""
+
+    name = "cp2k"
+    methods = ("PBE",)
+    relaxes_with_ase = False
+
+    def check(self, atoms: Atoms, spec: CalcSpec) -> None:
+        cp2k_settings(spec)  # the rest is checked as the input is built (build_input_tree)
+
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
+        return run_cp2k(atoms, spec, workdir)
+
+    def precheck(self, atoms: Atoms, spec: CalcSpec, directory: Path) -> None:
+        precheck(atoms, spec, directory)
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:
+        return {"cp2k": _version(executable(cp2k_settings(spec)))}
+
+
+#: the CP2K backend
+CP2K = CP2KBackend()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from hetflow.calculators import registry
 from hetflow.errors import InputError
 
-_BACKENDS = ("tblite", "xtb-python", "cp2k", "chgnet", "sevennet")
+_BACKENDS = registry.names(include_test_only=False)
 
 
 def _read(path: str):
@@ -137,7 +138,7 @@ def register(app: click.Group) -> None:
     @click.option("--steps", type=int, default=300, show_default=True, help="Optimiser step budget.")
     @click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella"]),
                   default="FIRE", show_default=True, help="Sella runs in Cartesian coordinates.")
-    @click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
+    @click.option("--prerelax", type=click.Choice(registry.prerelax_names()), default=None,
                   help="Relax with this machine-learned potential first, then with the target method.")
     @click.option("--cell", is_flag=True, help="Relax the cell too (periodic only).")
     @click.option("--workdir", default=None, help="Checkpoint directory; rerun with it to resume.")
