@@ -23,7 +23,6 @@ from hetflow.calculators import registry
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
-Backend = Literal["tblite", "xtb-python", "cp2k", "chgnet", "sevennet", "fake"]
 Task = Literal["single_point", "relax"]
 
 #: Version of the calculation code that enters every content key.  Bump it when a change
