@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
 from hetflow.calculators import registry
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
@@ -94,8 +95,6 @@ class CalcSpec:
     prerelax: str | None = None
 
     def __post_init__(self) -> None:
-        from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
-
         for name in ("backend", "method", "task", "optimizer"):
             if getattr(self, name) is not None or name in ("backend", "task"):  # None: the backend's default
                 validate.text(getattr(self, name), name, max_len=64)

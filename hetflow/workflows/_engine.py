@@ -29,6 +29,7 @@ from hetflow.workflows._executor import Executor
 from hetflow.workflows._taskdir import TaskDir, read_json_dict, task_dirname, write_json_atomic
 from hetflow.workflows._tasks import CalcTask, Summary
 from hetflow.workflows.progress import make_progress
+from hetflow.workflows.store import redact
 
 DONE = ("cached", "done", "recovered")
 #: seconds between claim heartbeats
@@ -68,8 +69,6 @@ class Engine:
             }
         shown = getattr(self.store, "shown", None)
         if shown is None:
-            from hetflow.workflows.store import redact
-
             shown = redact(getattr(self.store, "location", ""))
         write_json_atomic(self.workdir / "workflow.json", {  # never a password: see store.redact
             "name": self.wf.name, "store": shown, "executor": self.ex.kind,
