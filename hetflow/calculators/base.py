@@ -139,12 +139,12 @@ class CalcSpec:
         """The backend settings as a plain dict."""
         return {k: _thaw(v) for k, v in self.settings}
 
-    def with_settings(self, **kw: Any) -> "CalcSpec":
+    def with_settings(self, **kw: Any) -> CalcSpec:
         """A copy with ``kw`` merged into the backend settings."""
         merged = self.settings_dict | kw
         return CalcSpec(**(self.to_dict() | {"settings": merged}))
 
-    def replace(self, **kw: Any) -> "CalcSpec":
+    def replace(self, **kw: Any) -> CalcSpec:
         """A copy with top-level fields replaced."""
         d = self.to_dict() | kw
         return CalcSpec(**d)
@@ -156,7 +156,7 @@ class CalcSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CalcSpec":
+    def from_dict(cls, d: dict[str, Any]) -> CalcSpec:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
@@ -282,8 +282,8 @@ class Backend(Protocol):
     check before a job is submitted, no ASE engine).
 
     name: the ``CalcSpec.backend`` it serves.  methods: canonical ``CalcSpec.method`` names, the
-    first the default.  method_aliases: other spellings (lower case) → canonical name.
-    prerelax_aliases: spellings of ``CalcSpec.prerelax`` that name this backend (empty: it does not
+    first the default.  label: how reports name the code (the name unless a backend says otherwise,
+    ``CP2K``).  method_aliases: other spellings (lower case) → canonical name.  prerelax_aliases: spellings of ``CalcSpec.prerelax`` that name this backend (empty: it does not
     pre-relax).  relaxes_with_ase: True when :mod:`hetflow.calculators.relax` drives its
     relaxations on :meth:`engine` (``task="relax"`` never reaches :meth:`run`); False when
     :meth:`run` relaxes natively (CP2K's GEO_OPT).
@@ -295,31 +295,35 @@ class Backend(Protocol):
     prerelax_aliases: tuple[str, ...] = ()
     relaxes_with_ase: bool = False
 
-    def check_spec(self, spec: "CalcSpec", prerelax: bool = False) -> None:
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def check_spec(self, spec: CalcSpec, prerelax: bool = False) -> None:
         """Refuse what the backend cannot model (charge, spin, MOs) when ``spec`` is built;
         ``prerelax``: the backend is ``spec``'s pre-relaxer, not its target."""
 
-    def check(self, atoms: Atoms, spec: "CalcSpec") -> None:
+    def check(self, atoms: Atoms, spec: CalcSpec) -> None:
         """Deterministic input errors (InputError, never retried), before anything runs."""
 
-    def run(self, atoms: Atoms, spec: "CalcSpec", workdir: Path | None) -> "CalcResult":  # pragma: no cover
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:  # pragma: no cover
         """A single point (or a native relaxation) in this process."""
         ...
 
-    def launch(self, func: str, atoms: Atoms, spec: "CalcSpec", workdir: Path | None) -> "CalcResult":
+    def launch(self, func: str, atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:
         """Run ``func`` ("module:function" taking (atoms, spec, workdir)) where this backend's
         calculations run: in this process by default (tblite: its OpenBLAS worker)."""
         module, _, name = func.partition(":")
         return getattr(importlib.import_module(module), name)(atoms, spec, workdir)
 
-    def precheck(self, atoms: Atoms, spec: "CalcSpec", directory: Path) -> None:
+    def precheck(self, atoms: Atoms, spec: CalcSpec, directory: Path) -> None:
         """Validate the input before a batch job is submitted for it (nothing by default)."""
 
-    def versions(self, spec: "CalcSpec") -> dict[str, str]:  # pragma: no cover - protocol
+    def versions(self, spec: CalcSpec) -> dict[str, str]:  # pragma: no cover - protocol
         """Code versions of a calculation of ``spec`` (for ``CalcResult.versions``)."""
         ...
 
-    def engine(self, spec: "CalcSpec") -> Engine:
+    def engine(self, spec: CalcSpec) -> Engine:
         """The energy/force engine of ``spec`` (backends with ``relaxes_with_ase``)."""
         raise InputError(f"backend {self.name!r} relaxes natively; it has no ASE engine")
 

@@ -364,6 +364,7 @@ class CP2KBackend(Backend):
     inputs are validated before a batch job is submitted (:func:`precheck`)."""
 
     name = "cp2k"
+    label = "CP2K"
     methods = ("PBE",)
     relaxes_with_ase = False
 

@@ -20,8 +20,8 @@ rebuilt around the current positions at every evaluation, so a relaxation never 
 **Units.**  Energies eV (total, extensive), forces eV/Å, stress eV/Å³ (ASE Voigt order, periodic
 only).  The models predict in float32: energies are good to ~1e-5 relative, forces to ~1e-3 eV/Å.
 
-**Not modelled** (one-line :class:`~hetflow.errors.InputError` at the spec, see
-:meth:`CalcSpec._check_mlip`): a total charge, spin (multiplicity ≠ 1) and MO data.
+**Not modelled** (one-line :class:`~hetflow.errors.InputError` when the spec is built, see
+:meth:`MLIPBackend.check_spec`): a total charge, spin (multiplicity ≠ 1) and MO data.
 Elements outside the model's training set are refused before the first evaluation.
 
 **Settings** (``spec.settings``): ``vacuum`` (Å per side, non-periodic specs), ``threads`` (torch
@@ -29,7 +29,9 @@ intra-op threads; else ``HETFLOW_THREADS``, else ``OMP_NUM_THREADS``, else all C
 environment variables, settings enter the content key), and for relaxations ``freeze`` and
 ``optimizer_kwargs`` (see :mod:`hetflow.calculators.relax`).
 
-torch, chgnet and sevenn are imported only when one of these backends is used.
+torch, chgnet and sevenn are imported only when one of these backends is used.  The backend
+objects :data:`CHGNET` and :data:`SEVENNET` (:class:`~hetflow.calculators.base.Backend`) are
+registered in :mod:`hetflow.calculators.registry`.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ class TBLiteEngine:
 
     ``compute(atoms)`` returns an :class:`EngineResult` or raises
     :class:`~hetflow.errors.ConvergenceError` once the recovery ladder is exhausted.
-    Run it in the process that has the wanted BLAS (see :func:`run_xtb`).
+    Run it in the process that has the wanted BLAS (:meth:`TBLiteBackend.launch`).
     """
 
     def __init__(self, spec: CalcSpec) -> None:
