@@ -1,7 +1,10 @@
 """Atomic file replacement with unique temporary names.
 
 ``write_atomic(path, data)`` writes ``.<name>.tmp.<pid>.<random>.<host>`` next to ``path``,
-fsyncs and renames it over ``path`` (atomic on POSIX).  The name is unique per writer, so two
+fsyncs and renames it over ``path`` (atomic on POSIX).  ``path`` must be new or a regular
+file: a directory, FIFO, device (``/dev/null``) or socket is refused with an
+:class:`~hetflow.errors.OutputError` and nothing is renamed over it (checked before the write
+and again right before the rename).  The name is unique per writer, so two
 processes writing the same file never collide on the temporary file; a failed write (disk
 full, quota) removes its temporary file and raises :class:`~hetflow.errors.OutputError`
 naming the path.  Temporary files of a writer that was killed are removed by the next write
@@ -16,17 +19,23 @@ import secrets
 from pathlib import Path
 from typing import Callable
 
-from hetflow import procs
+from hetflow import procs, validate
 from hetflow.errors import OutputError
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.tmp\.(?P<pid>\d+)\.(?P<rand>[0-9a-f]{8})\.(?P<host>.+)$")
 
 
 def _target(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.name or path.name in (".", "..") or path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a directory, give a file name")
-    return path
+    """``path`` as an output: new, or an existing regular file (the one output-path rule,
+    :func:`hetflow.validate.output_file`: a directory, FIFO, device or socket is refused)."""
+    return validate.output_file(path, "output file", error=OutputError)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` over ``path``, checking the rule once more right before (what is at
+    ``path`` may have changed while the data were written)."""
+    _target(path)
+    os.replace(tmp, path)
 
 
 def tmp_path(path: str | Path) -> Path:
@@ -51,10 +60,13 @@ def write_atomic(path: str | Path, data: bytes | str, fsync: bool = True) -> Pat
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
         raise _fail(path, exc) from None
+    except BaseException:
+        _remove(tmp)
+        raise
     return path
 
 
@@ -66,7 +78,7 @@ def write_via(path: str | Path, writer: Callable[[Path], None]) -> Path:
     tmp = tmp_path(path)
     try:
         writer(tmp)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
         raise _fail(path, exc) from None
@@ -74,6 +86,12 @@ def write_via(path: str | Path, writer: Callable[[Path], None]) -> Path:
         _remove(tmp)
         raise
     return path
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """``fig.savefig`` through :func:`write_via` (format from ``path``'s suffix, default png)."""
+    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    return write_via(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
 
 
 def _remove(p: Path) -> None:

@@ -8,7 +8,9 @@ The edge of the CLI is here, once for every command:
 
 * :func:`_harden` wraps every option and argument in the validation layer
   (:mod:`hetflow.validate`): numbers finite and within the bounds of
-  :data:`hetflow.validate.CLI_NUMBERS`, text valid UTF-8 without control characters.
+  :data:`hetflow.validate.CLI_NUMBERS`, text valid UTF-8 without control characters,
+  size-like options (:data:`hetflow.validate.SIZES`) checked as a whole, output files
+  (:data:`hetflow.validate.CLI_OUTPUT_FILES`) new or regular files — all before any work.
 * :func:`error_line` is the one place that turns an exception into the one-line message:
   HetflowError as it is, click usage errors, file-system errors (with the path), undecodable
   text, memory and recursion exhaustion, and — as ``internal error: …`` — anything else
@@ -121,12 +123,34 @@ class _Checked(click.ParamType):
         return out
 
 
-def _check_size(ctx, param, value):
-    if value is not None and len(value) == 3 and all(isinstance(v, int) and v > 0 for v in value):
+def _rule_callback(check, opt: str):
+    """A click callback running a whole-value rule of the validation layer (a size as a
+    whole, an output path) after the per-value conversion; ``None`` (option not given) passes."""
+
+    def callback(ctx, param, value):
+        if value is None or (isinstance(value, tuple) and not value):
+            return value
         try:
-            validate.size3(value, "--size")
+            out = check(value, opt)
         except HetflowError as exc:
             raise click.UsageError(str(exc), ctx) from None
+        return value if out is None else out
+
+    return callback
+
+
+def _check_size(name: str, value, opt: str):
+    """A size-like option by its rule in :data:`hetflow.validate.SIZES`; a ``--size`` that is
+    not positive is left to the builder, whose own check (the same rule) says "size must be
+    positive" before anything is built."""
+    if name == "size" and isinstance(value, tuple) and any(isinstance(v, int) and v <= 0 for v in value):
+        return value
+    return validate.check_size(name, value, opt)
+
+
+def _check_output(value, opt: str):
+    if value != "-":  # '-' is stdout where an option allows it
+        validate.output_file(value, f"{opt}")
     return value
 
 
@@ -142,8 +166,12 @@ def _harden(cmd: click.Command) -> None:
         if isinstance(p, click.Option) and p.opts:
             opt = max(p.opts, key=len)
         p.type = _Checked(p.type, opt, validate.CLI_NUMBERS.get(p.name))
-        if p.name == "size" and p.nargs == 3 and p.callback is None:
-            p.callback = _check_size
+        if p.callback is not None or getattr(p, "multiple", False):
+            continue
+        if p.name in validate.SIZES:  # sizes as a whole (n1·n2·n3, m1·m2), before anything is built
+            p.callback = _rule_callback(lambda v, o, name=p.name: _check_size(name, v, o), opt)
+        elif p.name in validate.CLI_OUTPUT_FILES:  # outputs: new or regular files, refused before the work
+            p.callback = _rule_callback(_check_output, opt)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

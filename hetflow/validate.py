@@ -13,11 +13,18 @@ Text is valid Unicode without control characters (a non-UTF-8 file name arrives 
 lone surrogates and is rejected here, before it reaches a database or a terminal).  Files are
 regular files (never a FIFO or a device, which would block a reader) of bounded size, opened
 without blocking.  Structure files with a count header (xyz/extxyz, POSCAR) are checked
-against their length before ASE reads them, so a header claiming 10⁹ atoms fails at once.
+against their length before ASE reads them, so a header claiming 10⁹ atoms fails at once;
+a CIF's cell lengths and angles are checked the same way.
+
+Outputs follow one rule (:func:`output_file`): a new name or a regular file, never a FIFO, a
+device, a directory or a socket.  Size-like inputs follow one table (:data:`SIZES`), whatever
+their type and wherever they come from; a calculation's periodic cell is checked by
+:func:`calc_cell` before a worker starts.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -26,7 +33,7 @@ import stat
 from pathlib import Path
 from typing import Any, Iterable
 
-from hetflow.errors import InputError
+from hetflow.errors import HetflowError, InputError
 
 #: largest workflow/YAML file read (bytes)
 MAX_TEXT_FILE_BYTES = 16 * 2**20
@@ -308,12 +315,44 @@ def _check_stat(st: os.stat_result, p: Path, what: str, max_bytes: int) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} {p} is a directory, not a file")
     if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else \
-            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else \
-            "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file"
-        raise InputError(f"{what} {p} is {kind}; give a regular file")
+        raise InputError(f"{what} {p} is {_kind(st.st_mode)}; give a regular file")
     if st.st_size > max_bytes:
         raise InputError(f"{what} {p} is too large ({st.st_size / 2**20:.0f} MB > {max_bytes / 2**20:.0f} MB)")
+
+
+def _kind(mode: int) -> str:
+    return "a directory" if stat.S_ISDIR(mode) else \
+        "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+        "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def output_file(path: Any, what: str = "output file", *, error: type[HetflowError] = InputError) -> Path:
+    """The one output-path rule: ``path`` is a new name or an existing *regular* file (a
+    symbolic link is judged by what it points to).  A directory, a FIFO, a device (``/dev/null``)
+    or a socket is refused with one line — hetflow never renames a file over it nor writes into
+    it.  Used by :mod:`hetflow.atomic` (every file hetflow writes) and by the CLI for ``-o``,
+    ``--json``, ``--csv`` before any work is done."""
+    try:
+        p = user_path(path, what)
+    except InputError as exc:
+        raise error(str(exc)) from None
+    if not p.name or p.name in (".", ".."):
+        raise error(f"cannot write {what} {p}: it is a directory, give a file name")
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return p
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:  # a parent is a file: the writer says so with its path
+            return p
+        raise error(f"cannot write {what} {p}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"cannot write {what} {p}: it is a directory, give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"refusing to write {what} {p}: it is {_kind(st.st_mode)}, not a regular file; "
+                    "give the name of a regular file")
+    return p
 
 
 def read_bytes(path: Any, what: str = "file", *, max_bytes: int = MAX_TEXT_FILE_BYTES,
@@ -372,7 +411,28 @@ def structure_file(path: Any, what: str = "structure file", *, max_bytes: int = 
         _check_xyz_counts(read_bytes(p, what, max_bytes=max_bytes), p)
     elif low.endswith(".vasp") or low.startswith(("poscar", "contcar")):
         _check_poscar_counts(read_bytes(p, what, max_bytes=max_bytes), p)
+    elif low.endswith(".cif"):
+        _check_cif_cell(read_bytes(p, what, max_bytes=max_bytes), p)
     return p
+
+
+_CIF_CELL = re.compile(rb"^\s*_cell_(length_[abc]|angle_(?:alpha|beta|gamma))\s+([-+0-9.eE]+)", re.M)
+
+
+def _check_cif_cell(data: bytes, p: Path) -> None:
+    """Cell lengths > 0 and angles in (0°, 180°) (ASE's reader fails on others with a bare
+    AssertionError, or reads a zero-length cell as a molecule)."""
+    for m in _CIF_CELL.finditer(data):
+        key, raw = m.group(1).decode(), m.group(2).decode()
+        try:
+            v = float(raw)
+        except ValueError:
+            continue  # not a plain number: the reader's own message
+        bad = not math.isfinite(v) or (v <= 0 if key.startswith("length") else not 0 < v < 180)
+        if bad:
+            rule = "positive (Å)" if key.startswith("length") else "between 0 and 180 (degrees)"
+            raise InputError(f"{p.name}: _cell_{key} is {raw}; a crystal cell needs it {rule} "
+                             "(a cell of zero volume)")
 
 
 def _check_xyz_counts(data: bytes, p: Path) -> None:
@@ -413,6 +473,14 @@ def _check_poscar_counts(data: bytes, p: Path) -> None:
             return
 
 
+def read_failure(exc: BaseException) -> str:
+    """Why a structure reader failed, in one line: its message's first line, or — for a bare
+    internal check (``AssertionError``, ``IndexError`` … without a message) — that the file is
+    malformed."""
+    text = printable(str(exc).splitlines()[0]) if str(exc).strip() else ""
+    return text or f"malformed file (the reader stopped with a bare {type(exc).__name__})"
+
+
 def ordered_occupancies(atoms: Any, source: str) -> None:
     """A structure read from a CIF has no partial occupancies (ASE keeps them in
     ``info["occupancy"]`` and silently takes one species per site)."""
@@ -436,10 +504,25 @@ def ordered_occupancies(atoms: Any, source: str) -> None:
 #: largest number of octahedra n1·n2·n3 a nanocrystal/heterostructure ``size`` may ask for
 #: (8×8×8 ≈ 3000 atoms takes 2 GB and 25 s to build; 16³ needs more than 20 GB)
 MAX_OCTAHEDRA = 512
+#: largest chalcohalide thickness (half cells of b, ≈ 7.3 Å each; the paper's model has 3)
+MAX_PARTNER_CELLS = 32
+#: largest slab repetition per in-plane direction and in total (partner a × c cells)
+MAX_INPLANE = 64
+MAX_INPLANE_CELLS = 256
+#: largest number of randomised growths of a perovskite fragment (default 24)
+MAX_TRIALS = 10_000
+#: largest count of anything else a builder enumerates (configurations, products, layers)
+MAX_COUNT = 10_000
+#: largest periodic cell edge a calculation accepts (Å): a 10⁶ Å cell makes the periodic
+#: backends allocate tens of GB before failing
+MAX_CELL_LENGTH = 1000.0
+#: smallest cell volume per atom of a periodic calculation (Å³): a zero-volume cell is refused
+MIN_CELL_VOLUME_PER_ATOM = 1.0
 
 
 def size3(value: Any, what: str = "size") -> tuple[int, int, int]:
-    """Three positive integers (octahedra n1, n2, n3) with n1·n2·n3 ≤ :data:`MAX_OCTAHEDRA`."""
+    """Three positive integers (octahedra n1, n2, n3) with n1·n2·n3 ≤ :data:`MAX_OCTAHEDRA`.
+    Integral floats (``2.0``) count as integers; strings, booleans and fractions are refused."""
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise InputError(f"{what} must be three integers (n1, n2, n3), got {shown(value)}")
     t = tuple(integer(v, what, lo=1, hi=MAX_OCTAHEDRA) for v in value)
@@ -449,10 +532,102 @@ def size3(value: Any, what: str = "size") -> tuple[int, int, int]:
     return t  # type: ignore[return-value]
 
 
+def inplane2(value: Any, what: str = "inplane") -> tuple[int, int]:
+    """Two positive integers (slab repetitions m1, m2), each ≤ :data:`MAX_INPLANE`, with
+    m1·m2 ≤ :data:`MAX_INPLANE_CELLS`."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise InputError(f"{what} must be two integers (m1, m2), got {shown(value)}")
+    t = tuple(integer(v, what, lo=1, hi=MAX_INPLANE) for v in value)
+    if t[0] * t[1] > MAX_INPLANE_CELLS:
+        raise InputError(f"{what} {t} asks for {t[0] * t[1]} in-plane cells (at most {MAX_INPLANE_CELLS})")
+    return t  # type: ignore[return-value]
+
+
+def _bounded(lo: int, hi: int):
+    def check(value: Any, what: str) -> int:
+        return integer(value, what, lo=lo, hi=hi)
+    return check
+
+
+#: every size-like parameter, by the name it has in the builders, the CLI (``--partner-cells``
+#: → ``partner_cells``) and workflow files (``params: {partner_cells: …}``): one checker each,
+#: strict about types (no strings, booleans or fractions), bounded above, run before anything
+#: is allocated.  The CLI (:mod:`hetflow.cli`), the workflow loader and the builders' Python
+#: entry points all call :func:`check_size`.
+SIZES: dict[str, Any] = {
+    "size": size3,
+    "inplane": inplane2,
+    "partner_cells": _bounded(1, MAX_PARTNER_CELLS),
+    "perovskite_cells": _bounded(1, MAX_OCTAHEDRA),
+    "trials": _bounded(0, MAX_TRIALS),
+    "n_units": _bounded(2, 27),
+    "n_zn": _bounded(1, 2),
+    "n_bim": _bounded(0, 8),
+    "n_max": _bounded(1, MAX_COUNT),
+    "max_products": _bounded(1, MAX_COUNT),
+    "products": _bounded(1, MAX_COUNT),
+    "max_configs": _bounded(1, MAX_COUNT),
+    "k": _bounded(1, MAX_COUNT),
+}
+
+
+def check_size(name: str, value: Any, what: str | None = None) -> Any:
+    """``value`` of the size-like parameter ``name`` checked by its rule in :data:`SIZES`
+    (returned as ints / a tuple of ints); a name without a rule is returned unchanged."""
+    rule = SIZES.get(name)
+    return value if rule is None else rule(value, what or name)
+
+
+def int_list(text_value: Any, what: str, *, lo: int = -MAX_COUNT, hi: int = MAX_COUNT) -> list[int]:
+    """Integers separated by commas or spaces (``"0,1"``, ``"-2"``), each in ``[lo, hi]``."""
+    if not isinstance(text_value, str):
+        raise InputError(f"{what} must be integers separated by commas, got {shown(text_value)}")
+    return [integer(w, what, lo=lo, hi=hi, from_text=True) for w in text_value.replace(",", " ").split()]
+
+
+def crystal_cell(atoms: Any, source: str) -> None:
+    """A structure read from a crystal file (CIF) has a cell of three independent vectors
+    (a zero-length or flat cell is a malformed file, which ASE reads as a molecule)."""
+    import numpy as np
+
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    vol = abs(float(np.linalg.det(cell))) if np.isfinite(cell).all() else float("nan")
+    if not vol >= MIN_CELL_VOLUME_PER_ATOM * max(1, len(atoms)):
+        lengths = " ".join(f"{x:.3g}" for x in np.linalg.norm(cell, axis=1))
+        raise InputError(f"{source}: the crystal cell has (almost) zero volume (lengths {lengths} Å, "
+                         f"volume {vol:.3g} Å³); check the _cell_length/_cell_angle entries")
+
+
+def calc_cell(atoms: Any, periodic: bool, what: str = "structure") -> None:
+    """A structure a calculation can start from: finite positions and, when ``periodic``, a
+    cell of three independent vectors with a volume ≥ :data:`MIN_CELL_VOLUME_PER_ATOM` per atom
+    and edges ≤ :data:`MAX_CELL_LENGTH` Å.  Checked before a worker starts."""
+    import numpy as np
+
+    pos = np.asarray(atoms.positions, dtype=float)
+    if not np.isfinite(pos).all():
+        raise InputError(f"{what} has non-finite (NaN/inf) atomic positions")
+    if not periodic:
+        return
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    if not np.isfinite(cell).all():
+        raise InputError(f"{what}: the cell has non-finite entries")
+    lengths = np.linalg.norm(cell, axis=1)
+    vol = abs(float(np.linalg.det(cell)))
+    if vol < MIN_CELL_VOLUME_PER_ATOM * max(1, len(atoms)):
+        raise InputError(f"{what}: a periodic calculation needs a cell of non-zero volume, got "
+                         f"{vol:.3g} Å³ for {len(atoms)} atoms (lengths "
+                         f"{' '.join(f'{x:.3g}' for x in lengths)} Å); give a cell or compute it non-periodic")
+    if lengths.max() > MAX_CELL_LENGTH:
+        raise InputError(f"{what}: periodic cell edge of {lengths.max():.3g} Å is longer than "
+                         f"{MAX_CELL_LENGTH:.0f} Å (the periodic backends would need far more memory "
+                         "than a machine has); use a smaller cell or compute it non-periodic")
+
+
 # ----------------------------------------------------------------------------- CLI rules
 #: bounds of CLI options by parameter name (ints and floats); options not listed are only
-#: required to be finite and of moderate size (|x| ≤ 1e9).  That ``size`` is positive is left
-#: to the builders ("size must be positive in every direction …"); its total is bounded here.
+#: required to be finite and of moderate size (|x| ≤ 1e9).  Size-like options are checked
+#: as a whole by their rule in :data:`SIZES` as well.
 CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "seed": {"lo": 0, "hi": 2**32 - 1},
     "workers": {"lo": 1, "hi": 100_000},
@@ -465,13 +640,16 @@ CLI_NUMBERS: dict[str, dict[str, Any]] = {
     "lines": {"lo": 0, "hi": 10**6},
     "charge": {"lo": -1000, "hi": 1000},
     "multiplicity": {"lo": 1, "hi": 1000},
-    "size": {"hi": MAX_OCTAHEDRA},  # positivity: the builders' own message
-    "inplane": {"lo": 1, "hi": 64},
+    "size": {"hi": MAX_OCTAHEDRA},  # the whole triple: SIZES["size"]
+    "inplane": {"lo": 1, "hi": MAX_INPLANE},
+    "partner_cells": {"lo": 1, "hi": MAX_PARTNER_CELLS},
     "fmax": {"lo": 0, "lo_open": True, "hi": 1000},
     "vacuum": {"lo": 0, "hi": 1000},
     "poll": {"lo": 0, "lo_open": True, "hi": 3600},
 }
 CLI_DEFAULT_BOUND = 1e9
+#: CLI options naming a file hetflow writes: checked by :func:`output_file` before any work
+CLI_OUTPUT_FILES = ("output", "json_out", "csv_out")
 
 
 def executor_count(value: Any, what: str, default: int, lo: int = 1) -> int:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from hetflow import atomic
+
 __all__ = ["render_model", "model_title"]
 
 #: elements in the legend, in this order when present
@@ -99,6 +101,6 @@ def render_model(atoms: Atoms, path: str | Path, radius_scale: float = 0.55, dpi
     fig.suptitle(model_title(atoms) + sub, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    atomic.save_figure(fig, path, dpi=dpi)
     plt.close(fig)
     return path

@@ -33,6 +33,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hetflow import atomic
 from hetflow.errors import InputError
 
 __all__ = ["DOMAIN_COLOURS", "UNCONVERGED_COLOUR", "PlotMeta", "LevelModel", "level_model",
@@ -87,7 +88,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    atomic.save_figure(fig, path, dpi=150, bbox_inches="tight")
     return path
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from hetflow import atomic
+
 __all__ = ["EXAFS", "CUTOFFS", "interface_geometry", "render_product"]
 
 #: EXAFS bond lengths after 350 °C sintering (Li et al.; SCIENCE.md B), Å
@@ -90,5 +92,5 @@ def render_product(atoms: Atoms, path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
-    fig.savefig(path, dpi=110)
+    atomic.save_figure(fig, path, dpi=110)
     return path

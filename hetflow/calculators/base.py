@@ -54,6 +54,10 @@ def canonical_method(backend: str, method: str | None) -> str:
     )
 
 
+#: geometry optimisers of ``CalcSpec.optimizer`` (ASE's, and Sella in Cartesian coordinates)
+OPTIMIZERS = ("FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella")
+
+
 @dataclass(frozen=True)
 class CalcSpec:
     """What to compute and how.  Hashable and JSON-serialisable.
@@ -101,6 +105,8 @@ class CalcSpec:
         object.__setattr__(self, "method", canonical_method(self.backend, self.method))
         if self.task not in ("single_point", "relax"):
             raise InputError(f"unknown task {self.task!r}; choose single_point or relax")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"unknown optimizer {validate.shown(self.optimizer)}; choose one of {', '.join(OPTIMIZERS)}")
         for name in ("periodic", "want_mo"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InputError(f"{name} must be true or false, got {validate.shown(getattr(self, name))}")

@@ -14,6 +14,7 @@ from typing import Any
 from ase import Atoms
 
 import hetflow
+from hetflow import atomic
 from hetflow.calculators.base import CalcSpec
 from hetflow.calculators.cp2k_box import PoissonChoice, choose_poisson
 from hetflow.calculators.cp2k_preset import PAPER_PRESET, PROJECT, cp2k_settings, data_dir, kinds_for, ldos_groups
@@ -185,11 +186,11 @@ def write_input(atoms: Atoms, spec: CalcSpec, directory: str | Path, attempt: st
     text = input_header(atoms, spec, attempt, wfn_restart, walltime) + render_input(tree)
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    (d / f"{PROJECT}.inp").write_text(text)
+    atomic.write_atomic(d / f"{PROJECT}.inp", text, fsync=False)
     lists = parsed_ldos_lists(text)
     by_list = {tuple(i + 1 for i in idx): name for name, idx in groups.items()}
     order = [by_list[tuple(lst)] for lst in lists]
     poisson = choose_poisson(atoms, cp2k_settings(spec))
-    (d / "groups.json").write_text(json.dumps({"ldos_order": order, "groups": groups,
-                                               "poisson": poisson.to_dict()}))
+    atomic.write_atomic(d / "groups.json", json.dumps({"ldos_order": order, "groups": groups,
+                                                       "poisson": poisson.to_dict()}), fsync=False)
     return d / f"{PROJECT}.inp"

@@ -34,13 +34,13 @@ Read back, every array is bit-identical to what was stored (float32 stays float3
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from hetflow import atomic
 from hetflow.errors import InputError
 
 __all__ = ["FORMAT", "MO_FILE", "MOData", "write_mo_npz", "read_mo_npz", "mo_reference", "load_full"]
@@ -111,7 +111,7 @@ class MOData:
 
 def write_mo_npz(mo: MOData, path: str | Path) -> Path:
     """Write ``mo`` to ``path`` (compressed npz, dtypes in the module docstring); atomic
-    (temporary file + ``os.replace``).  Returns the path."""
+    (:func:`hetflow.atomic.write_via`: a temporary file renamed over ``path``, never over a FIFO or a device).  Returns the path."""
     path = Path(path)
     arrays: dict[str, Any] = {
         "format": np.array(FORMAT),
@@ -130,10 +130,12 @@ def write_mo_npz(mo: MOData, path: str | Path) -> Path:
     for g, v in (mo.projections or {}).items():
         arrays[_PROJ + str(g)] = np.asarray(v, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: numpy adds no ".npz" to the name
+            np.savez_compressed(fh, **arrays)
+
+    return atomic.write_via(path, save)
 
 
 def read_mo_npz(path: str | Path) -> MOData:

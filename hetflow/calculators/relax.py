@@ -54,12 +54,11 @@ from ase.constraints import FixAtoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators import registry
-from hetflow.calculators.base import CalcResult, CalcSpec, Engine, structure_fingerprint
+from hetflow.calculators.base import OPTIMIZERS, CalcResult, CalcSpec, Engine, structure_fingerprint
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.relax")
 
-OPTIMIZERS = ("FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella")
 
 SELLA_INTERNAL_REFUSED = (
     "Sella with internal=True is not supported: internal-coordinate optimisers exhaust memory on these "

@@ -29,9 +29,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.calculators import registry
 from hetflow.calculators.base import CalcResult, CalcSpec
 from hetflow.calculators.relax import cell_filter_mode, relax
@@ -57,8 +57,8 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         raise InputError(f"run_calculation needs an ase.Atoms, got {type(atoms).__name__}")
     if not isinstance(spec, CalcSpec):
         raise InputError(f"run_calculation needs a CalcSpec, got {type(spec).__name__}")
-    if not np.isfinite(atoms.positions).all():
-        raise InputError(f"structure {atoms.get_chemical_formula()} has non-finite (NaN/inf) atomic positions")
+    # finite positions; a periodic cell of non-zero volume and bounded size — before any worker starts
+    validate.calc_cell(atoms, spec.periodic, f"structure {atoms.get_chemical_formula()}")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     atoms = _clean_copy(atoms)
 

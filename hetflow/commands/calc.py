@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from hetflow.atomic import write_atomic
 from hetflow.calculators import registry
 from hetflow.calculators.base import CalcSpec
 from hetflow.calculators.cp2k import check_input_with_cp2k, command, cp2k_settings, write_input
@@ -93,7 +94,7 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
                 "spec": res.spec.to_dict(), "wall_time_s": res.wall_time,
                 "forces_eV_per_A": res.forces.tolist() if res.forces is not None else None,
                 "mo": mo_ref}
-        Path(json_out).write_text(json.dumps(data, indent=1))
+        write_atomic(json_out, json.dumps(data, indent=1))
         click.echo(f"wrote {json_out}" + (f" and {npz} (MO coefficients and overlap)" if npz else ""))
     if structure_out:
         from hetflow.structures.io import write_structure  # lazy: ase.io (0.3 s at CLI start)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import click
 
+from hetflow import validate
+from hetflow.atomic import write_atomic
 from hetflow.errors import InputError
 
 _INDEX_KEYS = ("name", "pattern", "parent", "exchange", "N", "start", "step", "distribution", "fraction",
@@ -24,24 +27,18 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 
 
 def _ints(text: str | None, what: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise InputError(f"{what} must be integers separated by commas, got {text!r}") from None
+    """Bounded integers (a layer index beyond any model is refused, not passed to numpy)."""
+    return None if text is None else validate.int_list(text, what)
 
 
 def _write_index(rows: list[dict], outdir: Path) -> list[Path]:
-    js = outdir / "index.json"
-    js.write_text(json.dumps(rows, indent=1, default=str))
-    cs = outdir / "index.csv"
-    with cs.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(_INDEX_KEYS), extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in _INDEX_KEYS})
-    return [js, cs]
+    js = write_atomic(outdir / "index.json", json.dumps(rows, indent=1, default=str))
+    fh = io.StringIO(newline="")
+    w = csv.DictWriter(fh, fieldnames=list(_INDEX_KEYS), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in _INDEX_KEYS})
+    return [js, write_atomic(outdir / "index.csv", fh.getvalue())]
 
 
 def _row(atoms, path: Path) -> dict:
@@ -199,9 +196,9 @@ def register(app: click.Group) -> None:
             rows.append({"name": name, "role": role, "file": path.name, "formula": a.get_chemical_formula(mode="hill"),
                          "score": a.info.get("score", {}).get("score") if role == "product" else None,
                          "exchanges": a.info.get("n_exchange"), "charge": a.info.get("charge", 0)})
-        (out / "index.json").write_text(json.dumps({"reaction": "E(product) - E(perovskite) - E(zif)",
-                                                   "stoichiometry": stoich, "charges": rx.charge_note,
-                                                   "structures": rows}, indent=1))
+        write_atomic(out / "index.json", json.dumps({"reaction": "E(product) - E(perovskite) - E(zif)",
+                                                     "stoichiometry": stoich, "charges": rx.charge_note,
+                                                     "structures": rows}, indent=1))
         click.echo(f"wrote {len(rows)} structures and index.json to {out}/")
         click.echo(f"  Pb coordination of the fragment: {' '.join(map(str, sorted(pb_coordination(pv).values())))}"
                    f"  ({rx.charge_note})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from hetflow.atomic import write_atomic
 from hetflow.calculators import mlip_models
 
 
@@ -140,7 +141,7 @@ def register(app: click.Group) -> None:
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         md = "# hetflow screen\n\n" + markdown_table(rows) + "\n"
-        (out / "screen.md").write_text(md)
+        write_atomic(out / "screen.md", md)
         write_csv(rows, out / "screen.csv")
         click.echo(md)
         click.echo(f"wrote {out / 'screen.md'}, {out / 'screen.csv'}")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from hetflow.atomic import write_atomic
 from hetflow.errors import WorkflowError
 
 _SCHEDULERS = ("slurm", "pbs", "lsf")
@@ -43,6 +46,36 @@ def _print_summary(summary, wfile) -> None:
     for name, msg in summary.failures.items():
         click.echo(f"  failed {name}: {msg.splitlines()[0]}")
     click.echo(f"store: {wfile.store_shown}   work dir: {wfile.workdir}")  # never a password
+
+
+def result_rows(store, wfile=None, all_rows: bool = False) -> list[tuple[str, Any]]:
+    """(task name, stored result) for every task of ``wfile`` that has a result, in workflow
+    order — tasks that share a result (same structure and settings, one store row) are each
+    listed — then the workflow's other rows (and with ``all_rows`` every other row of the
+    store).  Without ``wfile``: one line per stored row, under the name that produced it."""
+    out: list[tuple[str, Any]] = []
+    listed: set[str] = set()
+    if wfile is not None:
+        from hetflow.workflows._engine import load_manifest
+
+        man = load_manifest(wfile.workdir) or {}
+        tasks = man.get("tasks") if isinstance(man.get("tasks"), dict) else {}
+        by_key: dict[str, Any] = {}
+        for name in wfile.task_names():
+            t = tasks.get(name)
+            key = t.get("key") if isinstance(t, dict) else None
+            if not isinstance(key, str) or not key:
+                continue
+            if key not in by_key:
+                by_key[key] = store.get(key)
+            if by_key[key] is not None:
+                out.append((name, by_key[key]))
+                listed.add(key)
+        extra = [r for r in store.rows(None if all_rows else wfile.name) if r.key not in listed]
+        order = {n: i for i, n in enumerate(wfile.task_names())}
+        extra.sort(key=lambda r: order.get(r.name, len(order)))
+        return out + [(r.name, r) for r in extra]
+    return [(r.name, r) for r in store.rows(None)]
 
 
 def register(app: click.Group) -> None:
@@ -154,27 +187,24 @@ def register(app: click.Group) -> None:
             store_loc, wfname = store_loc or wfile.store, wfile.name
         elif store_loc is None:
             raise WorkflowError("give a workflow file or --store")
-        elif not store_loc.startswith(("postgres", "/")) and not Path(store_loc).exists():
-            raise WorkflowError(f"store not found: {store_loc}")
-        store = ResultStore(store_loc)
+        store = ResultStore(store_loc, readonly=True)  # reads only: creates nothing, no lock
         cols = ["task", "formula", "natoms", "energy_eV", "fmax_eV_per_A", "converged", "backend",
                 "method", "calc_task", "key"]
         rows = []
-        for r in store.rows(None if all_rows else wfname):
+        for name, r in result_rows(store, wfile if wfname else None, all_rows):
             fmax = "" if r.forces is None or not len(r.forces) else f"{float((r.forces ** 2).sum(axis=1).max() ** 0.5):.4f}"
-            rows.append([r.name, r.atoms.get_chemical_formula(), len(r.atoms), f"{r.energy:.6f}", fmax,
+            rows.append([name, r.atoms.get_chemical_formula(), len(r.atoms), f"{r.energy:.6f}", fmax,
                          r.converged, r.spec.backend, r.spec.method, r.spec.task, r.key])
-        if wfname and not all_rows:  # workflow order, not completion order
-            order = {n: i for i, n in enumerate(wfile.task_names())}
-            rows.sort(key=lambda r: order.get(r[0], len(order)))
         if csv_out:
-            fh = sys.stdout if csv_out == "-" else open(csv_out, "w", newline="")
+            fh = io.StringIO(newline="")
             w = csv.writer(fh)
             w.writerow(cols)
             w.writerows(rows)
-            if fh is not sys.stdout:
-                fh.close()
-                click.echo(f"wrote {len(rows)} rows to {csv_out}", err=True)
+            if csv_out == "-":
+                sys.stdout.write(fh.getvalue())
+                return
+            write_atomic(csv_out, fh.getvalue())
+            click.echo(f"wrote {len(rows)} rows to {csv_out}", err=True)
             return
         from rich.console import Console
         from rich.table import Table

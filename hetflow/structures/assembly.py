@@ -14,6 +14,7 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 from hetflow.structures.charge import FORMAL_CHARGES, HALIDES, formal_charge, formal_charges, remove_isolated
 from hetflow.structures.epitaxy import perovskite_spacing
@@ -164,8 +165,7 @@ def _roles(syms: np.ndarray, domain: np.ndarray, a_sym: str, b_sym: str) -> np.n
 def _check_common(perovskite: str, partner: str, size, partner_cells: int, strain_to: str,
                   min_layers: int = MIN_PEROVSKITE_LAYERS) -> tuple:
     size = _check_size(size)
-    if int(partner_cells) <= 0:
-        raise InputError(f"partner_cells must be ≥ 1 (half cells of b), got {partner_cells}")
+    validate.check_size("partner_cells", partner_cells)
     n_layers = 2 * size[2]
     if n_layers + 1 < min_layers:
         raise InputError(

@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 from hetflow.structures.charge import HALIDES
 from hetflow.structures.labels import require_labels
@@ -61,7 +62,8 @@ def halide_sites(
     syms = np.array(atoms.get_chemical_symbols())
     mask = (atoms.arrays["role"] == "X") & (syms == el)
     if layers is not None:
-        mask &= np.isin(atoms.arrays["layer"], np.fromiter((int(v) for v in layers), int))
+        wanted = [validate.integer(v, "layer index", lo=-validate.MAX_COUNT, hi=validate.MAX_COUNT) for v in layers]
+        mask &= np.isin(atoms.arrays["layer"], np.array(wanted, dtype=int))
     if domain is not None:
         doms = set(np.unique(atoms.arrays["domain"]).tolist())
         if domain not in doms:

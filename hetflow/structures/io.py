@@ -13,7 +13,9 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-from hetflow.errors import InputError
+from hetflow import validate
+from hetflow.atomic import write_via  # unique temporary name, removed when the write fails
+from hetflow.errors import InputError, OutputError
 
 _JSON_PREFIX = "json:"
 
@@ -43,11 +45,15 @@ def _default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _decode_info(info: dict) -> dict:
+def _decode_info(info: dict, source: str = "structure file") -> dict:
     out = {}
     for k, v in info.items():
         if isinstance(v, str) and v.startswith(_JSON_PREFIX):
-            out[k] = json.loads(v[len(_JSON_PREFIX):])
+            try:
+                out[k] = json.loads(v[len(_JSON_PREFIX):])
+            except (ValueError, RecursionError) as exc:
+                raise InputError(f"{source}: info {validate.shown(k)} is not valid JSON after 'json:' "
+                                 f"({validate.printable(exc)})") from None
         elif isinstance(v, np.ndarray) and v.ndim == 1:
             out[k] = v.tolist()
         elif isinstance(v, np.generic):
@@ -62,18 +68,16 @@ def write_structure(atoms: Atoms, path: str | Path) -> Path:
 
     CIF/POSCAR are only written for periodic structures (they need a cell).
     """
-    path = Path(path)
+    path = validate.output_file(path, "output file", error=OutputError)  # never a FIFO or a device
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix in (".cif", ".vasp") or path.name.startswith("POSCAR"):
         if not atoms.pbc.any() or atoms.cell.rank < 3:
             raise InputError(f"{path.name}: CIF/POSCAR need a periodic cell; write .extxyz for finite models")
-        write(path, atoms)
-        return path
+        fmt = "cif" if suffix == ".cif" else "vasp"
+        return write_via(path, lambda tmp: write(tmp, atoms, format=fmt))
     a = atoms.copy()
     a.info = _encode_info(atoms.info)
-    from hetflow.atomic import write_via  # unique temporary name, removed when the write fails
-
     return write_via(path, lambda tmp: write(tmp, a, format="extxyz"))
 
 
@@ -83,17 +87,17 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms:
     The file is checked first (:func:`hetflow.validate.structure_file`: a regular file of
     bounded size whose atom-count header fits the file), and a CIF with partial occupancies
     is refused (:func:`hetflow.validate.ordered_occupancies`)."""
-    from hetflow import validate
-
     path = validate.structure_file(path)
     try:
         atoms = read(path, index=index)
     except KeyError as exc:
         raise InputError(f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:
-        raise InputError(f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise InputError(f"cannot read {path.name}: {validate.read_failure(exc)}") from None
     if isinstance(atoms, list):
         raise InputError(f"{path.name}: expected one structure, got {len(atoms)}")
     validate.ordered_occupancies(atoms, path.name)
-    atoms.info = _decode_info(atoms.info)
+    if path.suffix.lower() == ".cif":
+        validate.crystal_cell(atoms, path.name)
+    atoms.info = _decode_info(atoms.info, path.name)
     return atoms

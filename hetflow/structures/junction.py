@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 from hetflow.structures.assembly import (
     MIN_PEROVSKITE_LAYERS, _as_registry, _check_common, _check_periodic, _label_layers, _partner_positions, _roles,
@@ -199,9 +200,8 @@ def build_slab(
 
 def _assemble_slab(perovskite, partner, inplane, perovskite_cells, partner_cells, strain_to, vacuum, registry,
                    scorer, min_layers: int = MIN_PEROVSKITE_LAYERS, relaxer: Relaxer | None = None) -> Atoms:
-    m1, m2 = (int(v) for v in inplane)
-    if m1 <= 0 or m2 <= 0:
-        raise InputError(f"in-plane size must be positive, got {inplane}")
+    m1, m2 = validate.check_size("inplane", inplane)
+    validate.check_size("perovskite_cells", perovskite_cells)
     size, pentry, centry, (a_sym, b_sym, x_sym), cell = _check_common(
         perovskite, partner, (1, 1, perovskite_cells), partner_cells, strain_to, min_layers)
     if not (np.isfinite(vacuum) and vacuum > 0):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 from hetflow.structures.charge import HALIDES, formal_charge
 from hetflow.structures.labels import assign_planes
@@ -177,15 +178,9 @@ def _terminate(nc: Atoms, charge: int, a_sym: str, max_face_fraction: float | No
 
 
 def _check_size(size) -> tuple[int, int, int]:
-    try:
-        t = tuple(int(s) for s in size)
-    except (TypeError, ValueError):
-        raise InputError(f"size must be three integers, got {size!r}") from None
-    if len(t) != 3:
-        raise InputError(f"size must be three integers (n1, n2, n3), got {len(t)} values")
-    if any(s <= 0 for s in t):
-        raise InputError(f"size must be positive in every direction, got {t}")
-    return t  # type: ignore[return-value]
+    """The size rule of the validation layer (:func:`hetflow.validate.size3`): three
+    positive integers, bounded in total, whatever type they came as."""
+    return validate.size3(size, "size")
 
 
 def _shortest(atoms: Atoms, s1: str, s2: str) -> float:

@@ -33,6 +33,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
 
+from hetflow import validate
 from hetflow.errors import InputError, StructureError
 
 __all__ = [
@@ -212,8 +213,8 @@ def zif_fragment(n_zn: int = 1, charge: int = 0, n_bim: int = 0) -> Atoms:
     ``linker`` (int, −1 for Zn); ``bridging`` (bool); info ``anionic_linkers``,
     ``terminal_linkers``, ``charge``.
     """
-    if n_zn not in (1, 2):
-        raise InputError(f"n_zn must be 1 or 2, got {n_zn}")
+    n_zn = validate.check_size("n_zn", n_zn)
+    n_bim = validate.check_size("n_bim", n_bim)
     n_term = 4 if n_zn == 1 else 6
     q_max = 2 * n_zn - (1 if n_zn == 2 else 0)
     n_anion = q_max - int(charge)
@@ -388,11 +389,8 @@ def perovskite_fragment(phase: str = "alpha", n_units: int = 8, seed: int = 0, t
     from hetflow.structures.phases import get_phase
 
     name = PHASE_NAMES.get(phase, phase)
-    if not 2 <= int(n_units) <= 27:
-        raise InputError(f"n_units must be 2 … 27 formula units, got {n_units}")
-    if trials < 0:
-        raise InputError(f"trials must be ≥ 0, got {trials}")
-    n = int(n_units)
+    n = validate.check_size("n_units", n_units)
+    trials = validate.check_size("trials", trials)
     bulk = get_phase(name)
     if set(bulk.get_chemical_symbols()) != {"Cs", "Pb", "I"}:
         raise InputError(f"phase {name!r} is not CsPbI3 (elements {sorted(set(bulk.get_chemical_symbols()))})")

@@ -109,9 +109,9 @@ class JobResources:
 
     def __post_init__(self) -> None:
         self._normalise_lists()
-        for name in ("partition", "account"):
+        for name in ("partition", "account"):  # fullmatch: "$" would let a trailing newline through
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, str) or not _SAFE_WORD.match(v)):
+            if v is not None and (not isinstance(v, str) or not _SAFE_WORD.fullmatch(v)):
                 raise WorkflowError(f"invalid {name} {v!r}: only letters, digits and _.,:+@%- allowed")
         for name in ("nodes", "ntasks", "threads"):
             v = getattr(self, name)
@@ -120,10 +120,10 @@ class JobResources:
         if self.ntasks < self.nodes:
             raise WorkflowError(f"ntasks ({self.ntasks}) must be >= nodes ({self.nodes})")
         self.walltime_seconds = parse_walltime(self.walltime)
-        if self.memory is not None and not _MEMORY.match(str(self.memory)):
+        if self.memory is not None and not _MEMORY.fullmatch(str(self.memory)):
             raise WorkflowError(f"invalid memory {self.memory!r}; use e.g. 4G or 4000M")
         for k in self.env:
-            if not _ENV_NAME.match(str(k)):
+            if not _ENV_NAME.fullmatch(str(k)):
                 raise WorkflowError(f"invalid environment variable name {k!r}")
         for d in self.extra_directives:
             if _DIRECTIVE_BAD.search(str(d)):

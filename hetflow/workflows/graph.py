@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import networkx as nx
-import numpy as np
 from ase import Atoms
 
+from hetflow import validate
 from hetflow.calculators.base import CalcSpec
-from hetflow.errors import WorkflowError
+from hetflow.errors import InputError, WorkflowError
 from hetflow.workflows._tasks import CalcTask, DerivedTask, Summary
 
 __all__ = ["CalcTask", "DerivedTask", "Summary", "Workflow"]
@@ -57,8 +57,11 @@ class Workflow:
             raise WorkflowError(f"task {name!r} needs a structure or start_from")
         if atoms is not None and len(atoms) == 0:
             raise WorkflowError(f"task {name!r}: the structure has no atoms")
-        if atoms is not None and not np.isfinite(atoms.positions).all():
-            raise WorkflowError(f"task {name!r}: structure has non-finite (NaN/inf) atomic positions")
+        if atoms is not None:
+            try:  # finite positions; a periodic cell of non-zero volume and bounded size
+                validate.calc_cell(atoms, spec.periodic, "structure")
+            except InputError as exc:
+                raise WorkflowError(f"task {name!r}: {exc}") from None
         self._add(name, CalcTask(name, atoms, spec, start_from), [start_from] if start_from else [])
         return name
 

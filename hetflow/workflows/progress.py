@@ -7,8 +7,8 @@
   rich's :class:`~rich.logging.RichHandler` on the same console, so no bar fragments are left.
 * **Not on a terminal** (``> log``, a batch job, CI): one plain line per finished task and a
   heartbeat line at least every :data:`HEARTBEAT_S` seconds (default 30;
-  ``HETFLOW_HEARTBEAT=<s>``) with the done/running/queued counts, so a log file shows that a
-  25-minute run is alive.  No bar characters, no cursor movement.
+  ``HETFLOW_HEARTBEAT=<s>``, clamped to 0.5 s … 1 day with a warning) with the
+  done/running/queued counts, so a log file shows that a 25-minute run is alive.  No bar characters, no cursor movement.
 * ``HETFLOW_PROGRESS=rich|plain|off`` overrides the choice.
 
 Logging: :func:`setup_logging` (the CLI's ``-v``/``-q``) routes the ``hetflow`` loggers to the
@@ -31,11 +31,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
+from hetflow import validate
+from hetflow.errors import HetflowError
+
 __all__ = ["HEARTBEAT_S", "console", "setup_logging", "progress_mode", "RunProgress", "make_progress",
            "task_log", "counts", "format_counts", "count_progress"]
 
 #: seconds between heartbeat lines of the plain progress log
 HEARTBEAT_S = 30.0
+#: bounds of ``HETFLOW_HEARTBEAT`` (values outside are clamped, with a warning)
+HEARTBEAT_MIN_S = 0.5
+HEARTBEAT_MAX_S = 86_400.0
 _LOGGER = "hetflow"
 _console = None
 _DONE = ("cached", "done", "recovered")
@@ -68,12 +74,32 @@ def progress_mode() -> str:
 
 
 def heartbeat_interval() -> float:
-    """Heartbeat period of the plain log in seconds (``HETFLOW_HEARTBEAT``, else HEARTBEAT_S)."""
+    """Heartbeat period of the plain log in seconds: ``HETFLOW_HEARTBEAT`` clamped to
+    [:data:`HEARTBEAT_MIN_S`, :data:`HEARTBEAT_MAX_S`] with a warning (``1e-9`` would flood the
+    log with thousands of lines a second); not a finite number → :data:`HEARTBEAT_S`, with a
+    warning."""
+    raw = os.environ.get("HETFLOW_HEARTBEAT")
+    if raw is None or not raw.strip():
+        return HEARTBEAT_S
     try:
-        v = float(os.environ.get("HETFLOW_HEARTBEAT", HEARTBEAT_S))
-    except ValueError:
-        v = HEARTBEAT_S
-    return v if v > 0 else HEARTBEAT_S
+        v = float(validate.number(raw, "HETFLOW_HEARTBEAT", from_text=True))
+    except HetflowError as exc:
+        _warn_once(f"{exc}; using {HEARTBEAT_S:g} s")
+        return HEARTBEAT_S
+    clamped = min(max(v, HEARTBEAT_MIN_S), HEARTBEAT_MAX_S)
+    if clamped != v:
+        _warn_once(f"HETFLOW_HEARTBEAT={validate.printable(raw)} is outside [{HEARTBEAT_MIN_S:g}, "
+                   f"{HEARTBEAT_MAX_S:g}] s; using {clamped:g} s")
+    return clamped
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger(_LOGGER).warning("%s", message)
 
 
 class _StderrHandler(logging.StreamHandler):

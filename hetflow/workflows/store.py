@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,21 +96,30 @@ def _lock_timeout() -> float:
 
 
 class ResultStore:
-    """Cached results keyed by content key.  ``location``: SQLite path or postgresql:// URL."""
+    """Cached results keyed by content key.  ``location``: SQLite path or postgresql:// URL.
 
-    def __init__(self, location: str | Path):
+    ``readonly=True`` (reading commands such as ``hetflow results``): the store must exist —
+    a missing one is a one-line StoreError, and nothing is created (no file, folder, schema or
+    lock file); an SQLite file is opened read-only (``mode=ro``), so a store on a read-only
+    file system can be read.  Such a store refuses :meth:`ingest`."""
+
+    def __init__(self, location: str | Path, readonly: bool = False):
         import ase.db
 
         self.location = str(location)
+        self.readonly = readonly
         self.is_postgres = _is_url(self.location)
         if not self.is_postgres:
             path = Path(self.location)
             if path.suffix != ".db":
                 raise WorkflowError(f"store path must end in .db (SQLite) or be a postgresql:// URL: {location}")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise WorkflowError(f"cannot create store directory {path.parent}: {exc.strerror or exc}") from None
+            if readonly:
+                _existing_store(path)
+            else:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise WorkflowError(f"cannot create store directory {path.parent}: {exc.strerror or exc}") from None
         if not self.is_postgres:
             self._note_ase_lock()
         try:
@@ -117,7 +127,12 @@ class ResultStore:
             # hetflow serialises its writers itself (see _lock)
             self.db = ase.db.connect(self.location, type="postgresql" if self.is_postgres else "db",
                                      use_lock_file=False)
-            self._ensure_unique_index()
+            if readonly:
+                if not self.is_postgres:
+                    self.db._connect = _readonly_connector(Path(self.location))
+                self.db.count()  # a file that is not an ASE database fails here, in one line
+            else:
+                self._ensure_unique_index()
         except ImportError as exc:
             raise WorkflowError(
                 f"PostgreSQL store needs psycopg2-binary and ase-db-backends ({exc})") from exc
@@ -296,6 +311,8 @@ class ResultStore:
     # -- ingestion ---------------------------------------------------------------
     def ingest(self, payload: dict[str, Any], workflow: str = "", extra_provenance: dict | None = None) -> bool:
         """Store a worker's result payload; returns False when the key was already stored."""
+        if self.readonly:
+            raise StoreError(f"result store {self._shown()} was opened read-only")
         key = payload["key"]
         if self.has(key):
             return False
@@ -335,6 +352,32 @@ class ResultStore:
     def _is_duplicate(exc: Exception) -> bool:
         text = f"{type(exc).__name__} {exc}".lower()
         return "unique" in text or "duplicate" in text or "integrity" in text
+
+
+def _existing_store(path: Path) -> None:
+    """A store a reading command opens exists and is a regular file (nothing is created)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise StoreError(f"no result store at {path} (nothing stored yet: run or submit the workflow "
+                         "first)") from None
+    except OSError as exc:
+        raise StoreError(f"cannot open result store {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"result store {path} is not a regular file")
+
+
+def _readonly_connector(path: Path):
+    """An ``ase.db`` connection factory opening ``path`` read-only (SQLite ``mode=ro``)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+
+    def connect():
+        return sqlite3.connect(uri, uri=True, timeout=20)
+
+    return connect
 
 
 def _kv_text(text: str) -> str:

@@ -177,17 +177,20 @@ def _builder_params(params: Any, where: str) -> dict[str, Any]:
 
 
 def _check_builder_value(key: str, value: Any, where: str) -> None:
-    """Integers of builder parameters bounded, ``size`` bounded in total (no hang, no OOM)."""
+    """Size-like parameters (``size``, ``partner_cells``, ``inplane``, ``trials`` …) by their rule
+    in :data:`hetflow.validate.SIZES` — whatever their type, before the builder allocates
+    anything (also on load by reading commands); other integers bounded (no hang, no OOM)."""
+    if key in validate.SIZES:
+        try:
+            validate.check_size(key, value, f"params.{key}")
+        except InputError as exc:
+            raise _err(where, str(exc)) from None
+        return
     ints = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int)
             and not isinstance(v, bool)]
     for v in ints:
         if abs(v) > _MAX_BUILDER_INT:
             raise _err(where, f"params.{key} = {v} is out of range (|value| <= {_MAX_BUILDER_INT})")
-    if key == "size" and isinstance(value, list) and len(ints) == len(value) == 3 and all(v > 0 for v in ints):
-        try:
-            validate.size3(value, "params.size")
-        except InputError as exc:
-            raise _err(where, str(exc)) from None
 
 
 _ANNOTATION_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
@@ -341,13 +344,15 @@ def _read(entry: dict, where: str, root: Path) -> list[tuple[str, Atoms]]:
     except KeyError as exc:
         raise _err(where, f"cannot read {path.name}: unknown element symbol {exc.args[0]!r}") from None
     except Exception as exc:  # noqa: BLE001 - any parse problem is a user problem
-        raise _err(where, f"cannot read {path.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise _err(where, f"cannot read {path.name}: {validate.read_failure(exc)}") from exc
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
         raise _err(where, f"{path.name}: index {index!r} selects no frame")
     for a in frames:
         try:
             validate.ordered_occupancies(a, path.name)
+            if path.suffix.lower() == ".cif":
+                validate.crystal_cell(a, path.name)
         except InputError as exc:
             raise _err(where, str(exc)) from None
     base = entry.get("name") or validate.name_from_path(path)

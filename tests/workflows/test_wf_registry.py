@@ -1,6 +1,8 @@
 """Energy-scored interface registry and relaxed junction (real tblite GFN1-xTB on the periodic
 probe slab), and the faithful models built on them: the quick model's GFN1 forces, the interface
-of the quick, full and paper-scale models."""
+of the quick, full and paper-scale models.  The default pair's preparation ships with hetflow
+(hetflow/prepared); these tests check it with GFN1-xTB single points instead of recomputing the
+17 probes and two relaxations (≈ 10–25 min on 2 cores)."""
 
 import json
 
@@ -18,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def energy_choice(tmp_path_factory):
+    """The default pair's junction, from the prepared models shipped with hetflow (their keys are
+    the builders' own: tests/workflows/test_prepared.py); the GFN1-xTB checks below recompute
+    single points of what was shipped."""
     mp = pytest.MonkeyPatch()
     cache = tmp_path_factory.mktemp("cache")
     mp.setenv("HETFLOW_CACHE", str(cache))
@@ -69,16 +74,49 @@ def test_relaxed_junction_puts_the_top_sheet_on_the_cation_columns(energy_choice
     assert 0.1 < rel["max_displacement"] < 1.5
 
 
-def test_cache_makes_the_second_choice_free(energy_choice, monkeypatch):
-    best, evaluated, cache = energy_choice
-    files = list((cache / "registry").glob("*.json"))
+def test_relaxed_junction_is_a_gfn1_minimum(energy_choice):
+    """The shipped relaxed junction, recomputed: a GFN1-xTB single point of the probe slab at the
+    relaxed positions gives the recorded energy, and no free atom feels more than 0.05 eV/Å."""
+    from hetflow.structures.interface import junction_probe
+
+    best, _, _ = energy_choice
+    rigid = best.replace(relaxation=None)
+    probe = junction_probe("CsPbCl3", "Pb4S3Cl2", rigid)
+    free = np.asarray(probe.arrays["free"], bool)
+    probe.positions = np.asarray(json.loads(_prepared_entry("junction relaxation").read_text())["positions"])
+    r = run_calculation(probe, CalcSpec(method="GFN1-xTB", periodic=True))
+    assert r.energy == pytest.approx(best.relaxation["energy_eV"], abs=1e-4)
+    assert np.linalg.norm(r.forces[free], axis=1).max() <= 0.05 + 1e-3
+
+
+def _prepared_entry(what: str):
+    from hetflow.workflows.registry import prepared_dir
+
+    man = json.loads((prepared_dir() / "manifest.json").read_text())["entries"]
+    (name,) = [n for n, e in man.items() if e["what"] == what]
+    return prepared_dir() / name
+
+
+def test_cache_makes_the_second_choice_free(energy_choice, monkeypatch, tmp_path):
+    """The user's cache alone (prepared models off): entries written there are read back, and a
+    second choice makes no engine call."""
+    from hetflow.workflows.registry import prepared_dir
+
+    best, evaluated, _ = energy_choice
+    cache = tmp_path / "registry"
+    cache.mkdir()
+    for f in prepared_dir().glob("*.json"):
+        if f.name != "manifest.json":
+            (cache / f.name).write_text(f.read_text())
+    files = list(cache.glob("*.json"))
     scored = [r for r in evaluated if r.score is not None]  # rejected junctions (overlap) have no energy
-    assert len(files) == len(scored) + 1  # + the junction relaxation
+    # the probes, the junction relaxation and the faces of the quick and full models
+    assert len(files) == len(scored) + 3
     assert sum("energy" in json.loads(f.read_text()) and "positions" not in json.loads(f.read_text())
                for f in files) == len(scored)
-    monkeypatch.setenv("HETFLOW_CACHE", str(cache))
-    assert cache_dir() == cache / "registry"
-    # a second choice reads every energy and the relaxed junction from the cache: no engine call
+    monkeypatch.setenv("HETFLOW_CACHE", str(tmp_path))
+    monkeypatch.setenv("HETFLOW_PREPARED", "0")
+    assert cache_dir() == cache
     import hetflow.calculators.run as run_mod
 
     def refuse(*a, **k):

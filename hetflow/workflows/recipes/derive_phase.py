@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from hetflow.atomic import write_atomic
 from hetflow.calculators.base import CalcSpec
 from hetflow.errors import StructureError
 from hetflow.structures.phases import get_phase
@@ -189,8 +190,7 @@ def write_phase_cif(atoms: Atoms, path: str | Path, report: dict[str, Any]) -> P
     text = str(CifWriter(AseAtomsAdaptor.get_structure(atoms), symprec=0.01))
     header = "# hetflow derived phase (hetflow.workflows.recipes.derive_phase)\n" + "".join(
         f"# {k}: {json.dumps(v)}\n" for k, v in report.items())
-    path.write_text(header + text)
-    return path
+    return write_atomic(path, header + text)
 
 
 def main(argv: list[str] | None = None) -> int:

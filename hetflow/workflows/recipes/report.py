@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Sequence
 
+from hetflow import atomic
 from hetflow.analysis.energetics import markdown_table
 from hetflow.workflows.recipes.rows import display_rows
 
@@ -14,15 +16,13 @@ def write_csv(rows: Sequence[Any], path: Path) -> Path:
     """``rows`` (typed rows of :mod:`~hetflow.workflows.recipes.rows` or dicts) as CSV, headers with units."""
     rows = display_rows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        path.write_text("")
-        return path
-    with path.open("w", newline="") as fh:
+    fh = io.StringIO(newline="")
+    if rows:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+    return atomic.write_atomic(path, fh.getvalue(), fsync=False)
 
 
 def checks_markdown(checks: dict[str, bool | None]) -> str:
@@ -41,7 +41,7 @@ def write_table_report(result, outdir: Path, title: str, notes: Sequence[str] = 
     md += ["", markdown_table(display_rows(result.rows)), "", "## Conclusions of the paper, checked", "",
            checks_markdown(result.checks), ""]
     paths = {"md": outdir / f"{result.table}.md", "csv": outdir / f"{result.table}.csv"}
-    paths["md"].write_text("\n".join(md))
+    atomic.write_atomic(paths["md"], "\n".join(md), fsync=False)
     write_csv(result.rows, paths["csv"])
     return paths
 

@@ -11,6 +11,7 @@ from hetflow.workflows.recipes.common import RecipeOptions
 from hetflow.workflows.recipes.common import level_name
 from hetflow.workflows.recipes.exchange_scan import STRAIN_DEFINITION, ScanModel, ScanResult, run_s1, run_s2, run_s3
 from hetflow.workflows.recipes.rows import display_rows
+from hetflow.workflows.recipes.scores import score_markdown, score_table
 from hetflow.workflows.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -89,6 +90,11 @@ def reproduce(tables: list[str] | tuple[str, ...], opts: RecipeOptions, model: S
                 with paths["md"].open("a") as fh:
                     fh.write(f"\n## Band edges ({key.replace('_mo', '')} model)\n\n"
                              + band_edge_markdown(band_edge_rows(r.extra[key])) + "\n")
+        if t in ("s1", "s2", "s3"):
+            score = score_table(t, r.rows, r.checks, r.extra.get("strain_rows", ()))
+            r.extra["score"] = score
+            with paths["md"].open("a") as fh:
+                fh.write("\n" + score_markdown(score) + "\n")
         if r.extra.get("markdown_sections"):
             with paths["md"].open("a") as fh:
                 fh.write("\n" + "\n\n".join(r.extra["markdown_sections"]) + "\n")

@@ -1,0 +1,94 @@
+"""Benchmark — every offline machine-learned potential scored against the published Tables S1–S3.
+
+For each potential of the wheels (``--mlip``: CHGNet 0.3.0, 0.2.0, r²SCAN; 7net-0, 7net-l3i5,
+7net-MF-0 with its PBE head) runs ``hetflow reproduce`` of the chosen tables on the chosen model
+(``--model quick``: the 244-atom quick model, S3 on it too; ``full``: 3 × 3 × 5, 501 atoms; S3 always
+needs the full model for whole planes) in a fresh output folder and store, every relaxation
+converged (the recipes' gate), and records per table:
+
+* MAE against the published column in the normalisation that matches (S1 cumulative, S2 stepwise,
+  S3 ΔE − ΔE(random); strain %) — :mod:`hetflow.workflows.recipes.scores`;
+* the paper's conclusions (S1: interface − bottom > 0 for N = 1…5; S2: first step most favourable,
+  first step relieves strain; S3: ordered below random, PbI2 ⊥ lowest; strain 5c < 5a < 5b);
+* wall time (s) and force calls of the table's relaxations.
+
+    python bench/bench_potentials.py [--mlip chgnet 7net-0 …] [--tables s1 s2 s3] [--model quick|full]
+        [--workers 2 --threads 1] [--tag NAME]
+
+Results: ``bench/results/potentials_<model>[_tag].json`` (one entry per potential, written after
+each potential so a long run keeps what it finished).  Wall times depend on the load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _common import RESULTS, header, machine, save
+
+ALL_MLIPS = ("chgnet", "chgnet-0.2.0", "chgnet-r2scan", "7net-0", "7net-l3i5", "7net-mf-0")
+
+
+def _calls(r) -> int:
+    from hetflow.workflows.recipes.exchange_scan import relaxation_record
+
+    return sum(int(relaxation_record(v)["force_calls"] or 0) for v in r.results.values()
+               if getattr(getattr(v, "spec", None), "task", "") == "relax")
+
+
+def run_one(mlip: str, tables: list[str], model: str, workers: int, threads: int, out: Path) -> dict:
+    from hetflow.workflows.recipes.common import RecipeOptions
+    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.workflows.recipes.reproduce import reproduce
+
+    opts = RecipeOptions(level="mlip", mlip=mlip, quick=model == "quick", outdir=out, progress=False,
+                         executor_options={"workers": workers, "threads": threads})
+    scan = ScanModel(size=(2, 2, 5), partner_cells=2) if model == "quick" else ScanModel()
+    entry: dict = {"mlip": mlip, "model": model, "tables": {}}
+    for t in tables:
+        t0 = time.perf_counter()
+        res = reproduce([t], opts, model=scan, echo=lambda s: None)[t]
+        wall = time.perf_counter() - t0
+        score = res.extra.get("score")
+        entry["tables"][t] = {
+            "wall_s": round(wall, 1), "force_calls": _calls(res), "complete": res.complete,
+            "unconverged": list(res.extra.get("unconverged") or []),
+            "score": None if score is None else score.to_dict(),
+            "model_line": res.extra.get("model", ""),
+            "rows": [r.__dict__ for r in res.rows],
+            "strain_rows": [r.__dict__ for r in res.extra.get("strain_rows", [])],
+        }
+        s = entry["tables"][t]["score"] or {}
+        print(f"   {mlip:14s} {t}: {wall:7.1f} s, MAE {json.dumps(s.get('mae'), default=lambda v: round(v, 2))}, "
+              f"conclusions {sum(v is True for v in (s.get('conclusions') or {}).values())}/"
+              f"{len(s.get('conclusions') or {})}", flush=True)
+    return entry
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mlip", nargs="+", default=list(ALL_MLIPS))
+    p.add_argument("--tables", nargs="+", default=["s1", "s2", "s3"])
+    p.add_argument("--model", choices=["quick", "full"], default="quick")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tag", default="")
+    p.add_argument("--outdir", default=None)
+    a = p.parse_args(argv)
+    name = f"potentials_{a.model}" + (f"_{a.tag}" if a.tag else "")
+    m = header(f"Offline potentials against Tables {', '.join(a.tables)} ({a.model} model)")
+    base = Path(a.outdir or tempfile.mkdtemp(prefix="hetflow-bench-potentials-"))
+    path = RESULTS / f"{name}.json"
+    done = json.loads(path.read_text())["potentials"] if path.exists() else {}
+    for mlip in a.mlip:
+        done[mlip] = run_one(mlip, a.tables, a.model, a.workers, a.threads, base / mlip)
+        save(name, {"start": m, "end": machine(), "potentials": done})
+    print(f"   results: {RESULTS / (name + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
