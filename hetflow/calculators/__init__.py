@@ -1,4 +1,5 @@
-"""Calculators: one protocol (:mod:`hetflow.calculators.base`), several backends.
+"""Calculators: one protocol (:mod:`hetflow.calculators.base`), several backends, each one object
+registered by name in :mod:`hetflow.calculators.registry`.
 
 :func:`run_calculation` is the entry point: ``run_calculation(atoms, spec, workdir=None)``.
 """

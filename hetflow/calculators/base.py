@@ -10,44 +10,21 @@ Units: energies in eV, forces in eV/Å, positions in Å.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from ase import Atoms
 
-from hetflow.calculators import mlip_models
+from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
+from hetflow.calculators import registry
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
-Backend = Literal["tblite", "xtb-python", "cp2k", "chgnet", "sevennet", "fake"]
 Task = Literal["single_point", "relax"]
-
-#: Methods each backend accepts (case-insensitive on input, stored canonical).
-METHODS: dict[str, tuple[str, ...]] = {
-    "tblite": ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"),
-    "xtb-python": ("GFN1-xTB", "GFN2-xTB"),
-    "cp2k": ("PBE",),
-    "chgnet": mlip_models.methods("chgnet"),
-    "sevennet": mlip_models.methods("sevennet"),
-    "fake": ("LJ", "EMT-like"),
-}
-
-#: Machine-learned potentials (:mod:`hetflow.calculators.mlip`): neutral, closed-shell, no MOs.
-MLIP_BACKENDS: tuple[str, ...] = mlip_models.MLIP_BACKENDS
-
-#: Other accepted spellings of a method, per backend (lower case) → canonical name.
-METHOD_ALIASES: dict[str, dict[str, str]] = {
-    b: {a: m.name for m in mlip_models.MODELS.values() if m.backend == b for a in m.aliases}
-    for b in mlip_models.MLIP_BACKENDS
-}
-
-#: Accepted spellings of ``CalcSpec.prerelax`` (lower case) → the MLIP backend that pre-relaxes.
-PRERELAX_ALIASES: dict[str, str] = {
-    "chgnet": "chgnet", "chgnet-0.3.0": "chgnet",
-    "sevennet": "sevennet", "7net-0": "sevennet", "sevennet-0": "sevennet",
-}
 
 #: Version of the calculation code that enters every content key.  Bump it when a change
 #: alters results of existing specs, so stale cached results are not reused.
@@ -57,24 +34,23 @@ CALC_CODE_VERSION = "1"
 def canonical_method(backend: str, method: str | None) -> str:
     """Return the canonical spelling of ``method`` for ``backend`` or raise InputError.
 
-    ``None`` means the backend's default method (the first of :data:`METHODS`).
+    ``None`` means the backend's default method (the first of its ``methods``).
     """
-    if backend not in METHODS:
-        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(METHODS)}")
+    b = registry.backend(backend)
     if method is None:
-        return METHODS[backend][0]
+        return b.methods[0]
     if not isinstance(method, str):
         raise InputError(f"method must be a string, got {method!r}")
-    alias = METHOD_ALIASES.get(backend, {}).get(method.strip().lower())
+    alias = b.method_aliases.get(method.strip().lower())
     if alias is not None:
         return alias
     wanted = method.strip().lower().replace("_", "-")
-    for m in METHODS[backend]:
+    for m in b.methods:
         if wanted in (m.lower(), m.lower().replace("-xtb", "")):
             return m
     raise InputError(
         f"unknown method {method!r} for backend {backend!r}; "
-        f"choose one of {', '.join(METHODS[backend])}"
+        f"choose one of {', '.join(b.methods)}"
     )
 
 
@@ -123,8 +99,6 @@ class CalcSpec:
     prerelax: str | None = None
 
     def __post_init__(self) -> None:
-        from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
-
         for name in ("backend", "method", "task", "optimizer"):
             if getattr(self, name) is not None or name in ("backend", "task"):  # None: the backend's default
                 validate.text(getattr(self, name), name, max_len=64)
@@ -147,41 +121,36 @@ class CalcSpec:
         if not isinstance(self.settings, tuple):
             raise InputError(f"settings must be a mapping, got {type(self.settings).__name__}")
         validate.finite_data(self.settings_dict, "settings")
-        self._check_mlip()
+        self._check_backends()
 
-    def _check_mlip(self) -> None:
-        """What the machine-learned potentials cannot do, refused at the edge (one line each)."""
+    def _check_backends(self) -> None:
+        """What the backends cannot model (charge, spin, MOs), refused at the edge (one line each)."""
+        target = registry.backend(self.backend)
         if self.prerelax is not None:
-            name = PRERELAX_ALIASES.get(str(self.prerelax).strip().lower())
-            if name is None:
-                raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(MLIP_BACKENDS)}")
-            object.__setattr__(self, "prerelax", name)
+            pre = registry.prerelax_backend(self.prerelax)
+            if pre is None:
+                raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(registry.prerelax_names())}")
+            object.__setattr__(self, "prerelax", pre.name)
             if self.task != "relax":
                 raise InputError("prerelax needs task='relax'")
-            if name == self.backend:
-                raise InputError(f"prerelax {name!r} is the target backend itself; drop prerelax")
-        mlips = [b for b in (self.backend, self.prerelax) if b in MLIP_BACKENDS]
-        for b in mlips:
-            if self.charge != 0:
-                raise InputError(f"{b} cannot model charged systems (charge={self.charge}); use an xTB or cp2k backend")
-            if self.multiplicity != 1:
-                raise InputError(
-                    f"{b} cannot model spin (multiplicity={self.multiplicity}); use an xTB or cp2k backend"
-                )
-        if self.backend in MLIP_BACKENDS and self.want_mo:
-            raise InputError(f"{self.backend} has no molecular orbitals (want_mo=True); use an xTB or cp2k backend")
+            if pre.name == self.backend:
+                raise InputError(f"prerelax {pre.name!r} is the target backend itself; drop prerelax")
+            target.check_spec(self)
+            pre.check_spec(self, prerelax=True)
+        else:
+            target.check_spec(self)
 
     @property
     def settings_dict(self) -> dict[str, Any]:
         """The backend settings as a plain dict."""
         return {k: _thaw(v) for k, v in self.settings}
 
-    def with_settings(self, **kw: Any) -> "CalcSpec":
+    def with_settings(self, **kw: Any) -> CalcSpec:
         """A copy with ``kw`` merged into the backend settings."""
         merged = self.settings_dict | kw
         return CalcSpec(**(self.to_dict() | {"settings": merged}))
 
-    def replace(self, **kw: Any) -> "CalcSpec":
+    def replace(self, **kw: Any) -> CalcSpec:
         """A copy with top-level fields replaced."""
         d = self.to_dict() | kw
         return CalcSpec(**d)
@@ -193,7 +162,7 @@ class CalcSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CalcSpec":
+    def from_dict(cls, d: dict[str, Any]) -> CalcSpec:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
@@ -291,8 +260,76 @@ class CalcResult:
         )
 
 
-class Calculator(Protocol):
-    """What every backend implements."""
+@dataclass
+class EngineResult:
+    """One converged energy/force evaluation of an :class:`Engine` (eV, eV/Å, eV/Å³)."""
 
-    def run(self, atoms: Atoms, spec: CalcSpec) -> CalcResult:  # pragma: no cover - protocol
+    energy: float
+    forces: np.ndarray
+    stress: np.ndarray | None
+    scf_steps: int | None
+    recovery: list[str] = field(default_factory=list)
+    mo: MOData | None = None
+
+
+class Engine(Protocol):
+    """Energy/force evaluations of one spec, for the ASE optimisers of
+    :mod:`hetflow.calculators.relax`."""
+
+    def compute(self, atoms: Atoms) -> EngineResult:  # pragma: no cover - protocol
         ...
+
+
+class Backend(Protocol):
+    """What every calculator backend implements: one object per backend, registered by name in
+    :mod:`hetflow.calculators.registry` (the only place that knows backend names).
+
+    Backends subclass this protocol to inherit its defaults (no spec-level refusals, nothing to
+    check before a job is submitted, no ASE engine).
+
+    name: the ``CalcSpec.backend`` it serves.  methods: canonical ``CalcSpec.method`` names, the
+    first the default.  label: how reports name the code (the name unless a backend says otherwise,
+    ``CP2K``).  method_aliases: other spellings (lower case) → canonical name.  prerelax_aliases: spellings of ``CalcSpec.prerelax`` that name this backend (empty: it does not
+    pre-relax).  relaxes_with_ase: True when :mod:`hetflow.calculators.relax` drives its
+    relaxations on :meth:`engine` (``task="relax"`` never reaches :meth:`run`); False when
+    :meth:`run` relaxes natively (CP2K's GEO_OPT).
+    """
+
+    name: str
+    methods: tuple[str, ...]
+    method_aliases: dict[str, str] = {}
+    prerelax_aliases: tuple[str, ...] = ()
+    relaxes_with_ase: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def check_spec(self, spec: CalcSpec, prerelax: bool = False) -> None:
+        """Refuse what the backend cannot model (charge, spin, MOs) when ``spec`` is built;
+        ``prerelax``: the backend is ``spec``'s pre-relaxer, not its target."""
+
+    def check(self, atoms: Atoms, spec: CalcSpec) -> None:
+        """Deterministic input errors (InputError, never retried), before anything runs."""
+
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:  # pragma: no cover
+        """A single point (or a native relaxation) in this process."""
+        ...
+
+    def launch(self, func: str, atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:
+        """Run ``func`` ("module:function" taking (atoms, spec, workdir)) where this backend's
+        calculations run: in this process by default (tblite: its OpenBLAS worker)."""
+        module, _, name = func.partition(":")
+        return getattr(importlib.import_module(module), name)(atoms, spec, workdir)
+
+    def precheck(self, atoms: Atoms, spec: CalcSpec, directory: Path) -> None:
+        """Validate the input before a batch job is submitted for it (nothing by default)."""
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:  # pragma: no cover - protocol
+        """Code versions of a calculation of ``spec`` (for ``CalcResult.versions``)."""
+        ...
+
+    def engine(self, spec: CalcSpec) -> Engine:
+        """The energy/force engine of ``spec`` (backends with ``relaxes_with_ase``)."""
+        raise InputError(f"backend {self.name!r} relaxes natively; it has no ASE engine")
+

@@ -23,10 +23,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import ase
 import numpy as np
 from ase import Atoms
 
-from hetflow.calculators.base import CalcResult, CalcSpec, MOData
+from hetflow.calculators.base import Backend, CalcResult, CalcSpec, MOData
 from hetflow.errors import CalculationStopped, CalculatorError
 
 
@@ -76,11 +77,9 @@ class FakeCalculator:
         final = atoms.copy()
         final.positions = work.positions
         mo = _toy_mo(final) if spec.want_mo else None
-        import ase
-
         return CalcResult(energy=energy, forces=forces, atoms=final, converged=converged,
                           spec=spec, scf_steps=1, opt_steps=steps, wall_time=time.time() - t0,
-                          mo=mo, versions={"ase": ase.__version__, "fake": "1"})
+                          mo=mo, versions=FAKE.versions(spec))
 
 
 def _toy_mo(atoms: Atoms) -> MOData:
@@ -92,3 +91,21 @@ def _toy_mo(atoms: Atoms) -> MOData:
     occ[: len(atoms) // 2] = 2.0
     return MOData(eigenvalues=eig, occupations=occ, coefficients=vec,
                   overlap=np.eye(len(atoms)), ao_atom=np.arange(len(atoms)))
+
+
+class FakeBackend(Backend):
+    """The ``fake`` backend: :class:`FakeCalculator` (orchestration tests only; relaxes with its own FIRE)."""
+
+    name = "fake"
+    methods = ("LJ", "EMT-like")
+    relaxes_with_ase = False
+
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) -> CalcResult:
+        return FakeCalculator().run(atoms, spec, workdir)
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:
+        return {"ase": ase.__version__, "fake": "1"}
+
+
+#: the fake backend
+FAKE = FakeBackend()

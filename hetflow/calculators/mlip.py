@@ -20,8 +20,8 @@ rebuilt around the current positions at every evaluation, so a relaxation never 
 **Units.**  Energies eV (total, extensive), forces eV/Å, stress eV/Å³ (ASE Voigt order, periodic
 only).  The models predict in float32: energies are good to ~1e-5 relative, forces to ~1e-3 eV/Å.
 
-**Not modelled** (one-line :class:`~hetflow.errors.InputError` at the spec, see
-:meth:`CalcSpec._check_mlip`): a total charge, spin (multiplicity ≠ 1) and MO data.
+**Not modelled** (one-line :class:`~hetflow.errors.InputError` when the spec is built, see
+:meth:`MLIPBackend.check_spec`): a total charge, spin (multiplicity ≠ 1) and MO data.
 Elements outside the model's training set are refused before the first evaluation.
 
 **Settings** (``spec.settings``): ``vacuum`` (Å per side, non-periodic specs), ``threads`` (torch
@@ -29,7 +29,9 @@ intra-op threads; else ``HETFLOW_THREADS``, else ``OMP_NUM_THREADS``, else all C
 environment variables, settings enter the content key), and for relaxations ``freeze`` and
 ``optimizer_kwargs`` (see :mod:`hetflow.calculators.relax`).
 
-torch, chgnet and sevenn are imported only when one of these backends is used.
+torch, chgnet and sevenn are imported only when one of these backends is used.  The backend
+objects :data:`CHGNET` and :data:`SEVENNET` (:class:`~hetflow.calculators.base.Backend`) are
+registered in :mod:`hetflow.calculators.registry`.
 """
 
 from __future__ import annotations
@@ -41,15 +43,19 @@ import os
 import threading
 import time
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import all_changes
 from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
 
-from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec
-from hetflow.calculators.mlip_models import MODELS, MLIPModel
+from hetflow.calculators.base import Backend, CalcResult, CalcSpec, EngineResult
+from hetflow.calculators.blas import default_threads
+from hetflow.calculators.mlip_models import BY_BACKEND, MODELS, MLIPModel
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.mlip")
@@ -95,18 +101,7 @@ def mlip_settings(spec: CalcSpec) -> dict[str, Any]:
 
 def check_mlip_input(atoms: Atoms, spec: CalcSpec) -> None:
     """Deterministic input errors (never retried): backend, empty structure, elements, cell."""
-    if spec.backend not in MLIP_BACKENDS:
-        raise InputError(f"backend {spec.backend!r} is not a machine-learned potential")
-    if len(atoms) == 0:
-        raise InputError("the structure has no atoms")
-    mlip_settings(spec)
-    if spec.backend == "chgnet":
-        bad = sorted({int(z) for z in atoms.numbers if z < 1 or z > CHGNET_MAX_Z})
-        if bad:
-            names = ", ".join(chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z) for z in bad)
-            raise InputError(f"{spec.method} has no parameters for element(s) {names} (only H–Pu, Z ≤ 94)")
-    if spec.periodic and abs(atoms.cell.volume) < 1e-6:
-        raise InputError("periodic=True needs a structure with a 3D cell (cell volume is zero)")
+    _backend(spec).check(atoms, spec)
 
 
 def boxed(atoms: Atoms, vacuum: float) -> Atoms:
@@ -122,8 +117,6 @@ def boxed(atoms: Atoms, vacuum: float) -> Atoms:
 
 
 def _torch_threads(settings: dict[str, Any]) -> int:
-    from hetflow.calculators.blas import default_threads
-
     raw = settings.get("threads")
     try:
         n = int(raw) if raw is not None else default_threads()
@@ -189,7 +182,7 @@ def model_calculator(method: str) -> Any:
             _import_torch()
             t0 = time.perf_counter()
             m = MODELS[method]
-            calc = _load_chgnet(m) if m.backend == "chgnet" else _load_sevennet(m)
+            calc = _backend_named(m.backend).load(m)
             log.info("loaded %s in %.1f s", method, time.perf_counter() - t0)
             _MODELS[method] = calc
         return calc
@@ -197,19 +190,7 @@ def model_calculator(method: str) -> Any:
 
 def versions(spec: CalcSpec) -> dict[str, str]:
     """Model name and package versions of an MLIP spec (for ``CalcResult.versions``)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"model": spec.method}
-    pkg = "chgnet" if spec.backend == "chgnet" else "sevenn"
-    for name in (pkg, "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover
-            out[name] = "unknown"
-    if spec.backend == "sevennet":
-        m = MODELS[spec.method]
-        out["checkpoint"] = Path(_sevennet_checkpoint(m)).parent.name + (f" ({m.head} head)" if m.head else "")
-    return out
+    return _backend(spec).versions(spec)
 
 
 class MLIPEngine:
@@ -220,8 +201,7 @@ class MLIPEngine:
     """
 
     def __init__(self, spec: CalcSpec) -> None:
-        if spec.backend not in MLIP_BACKENDS:
-            raise InputError(f"backend {spec.backend!r} is not a machine-learned potential")
+        self.backend = _backend(spec)
         self.spec = spec
         self.s = mlip_settings(spec)
         torch = _import_torch()
@@ -233,22 +213,11 @@ class MLIPEngine:
 
     def _check_elements(self, atoms: Atoms) -> None:
         zs = {int(z) for z in atoms.numbers} - self._checked
-        if not zs or self.spec.backend != "sevennet":
-            self._checked |= zs
-            return
-        known = {int(z) for z in self.calc.type_map}
-        bad = sorted(zs - known)
-        if bad:
-            raise InputError(
-                f"{self.spec.method} has no parameters for element(s) {', '.join(chemical_symbols[z] for z in bad)}"
-            )
+        if zs:
+            self.backend.check_model_elements(self.calc, self.spec, zs)
         self._checked |= zs
 
-    def compute(self, atoms: Atoms):
-        from ase.calculators.calculator import all_changes
-
-        from hetflow.calculators.xtb import EngineResult
-
+    def compute(self, atoms: Atoms) -> EngineResult:
         self._check_elements(atoms)
         if self.spec.periodic:
             work = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell,
@@ -257,7 +226,7 @@ class MLIPEngine:
         else:
             work = boxed(atoms, self.s["vacuum"])
             props = ["energy", "forces"]
-        kw = {"task": "efs" if self.spec.periodic else "ef"} if self.spec.backend == "chgnet" else {}
+        kw = self.backend.calculate_kwargs(self.spec)
         with _EVAL_LOCK, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             # the cached model calculator is shared by the threads of this process
             warnings.simplefilter("ignore")
@@ -271,15 +240,13 @@ class MLIPEngine:
         if self.spec.periodic and "stress" in res:
             stress = np.asarray(res["stress"], dtype=float)
             if stress.shape == (3, 3):  # CHGNet gives the full tensor, SevenNet Voigt
-                from ase.stress import full_3x3_to_voigt_6_stress
-
                 stress = full_3x3_to_voigt_6_stress(stress)
             stress = stress.reshape(6)
         return EngineResult(energy=energy, forces=forces, stress=stress, scf_steps=None, recovery=[])
 
 
 def run_mlip(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
-    """Single point or relaxation with an MLIP backend, in this process."""
+    """Single point with an MLIP backend, in this process."""
     check_mlip_input(atoms, spec)
     if spec.task == "relax":  # relaxations go through hetflow.calculators.relax (run_calculation)
         raise InputError("run_mlip computes single points; relax through run_calculation")
@@ -296,3 +263,128 @@ def run_mlip(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcR
         opt_steps=None, wall_time=time.perf_counter() - t0, recovery=[], mo=None,
         versions=versions(spec), extra=extra, force_calls=1,
     )
+
+
+# ----------------------------------------------------------------------------- the backends
+
+
+class MLIPBackend(Backend):
+    """A family of pretrained potentials of :mod:`hetflow.calculators.mlip_models` (one package);
+    single points here, relaxations on :meth:`engine` in :mod:`hetflow.calculators.relax`."""
+
+    relaxes_with_ase = True
+    #: the Python package that loads the models
+    package = ""
+
+    def __init__(self, name: str, prerelax_aliases: tuple[str, ...]) -> None:
+        models = BY_BACKEND[name]
+        self.name = name
+        self.methods = tuple(m.name for m in models)
+        self.method_aliases = {a: m.name for m in models for a in m.aliases}
+        self.prerelax_aliases = prerelax_aliases
+
+    def check_spec(self, spec: CalcSpec, prerelax: bool = False) -> None:
+        """Neutral, closed-shell, no MOs: refused when the spec is built (one line each)."""
+        if spec.charge != 0:
+            raise InputError(f"{self.name} cannot model charged systems (charge={spec.charge}); use an xTB or cp2k backend")
+        if spec.multiplicity != 1:
+            raise InputError(
+                f"{self.name} cannot model spin (multiplicity={spec.multiplicity}); use an xTB or cp2k backend"
+            )
+        if spec.want_mo and not prerelax:
+            raise InputError(f"{self.name} has no molecular orbitals (want_mo=True); use an xTB or cp2k backend")
+
+    def check(self, atoms: Atoms, spec: CalcSpec) -> None:
+        """Deterministic input errors (never retried): backend, empty structure, elements, cell."""
+        if spec.backend != self.name:
+            raise InputError(f"backend {spec.backend!r} is not {self.name}")
+        if len(atoms) == 0:
+            raise InputError("the structure has no atoms")
+        mlip_settings(spec)
+        self.check_input_elements(atoms, spec)
+        if spec.periodic and abs(atoms.cell.volume) < 1e-6:
+            raise InputError("periodic=True needs a structure with a 3D cell (cell volume is zero)")
+
+    def check_input_elements(self, atoms: Atoms, spec: CalcSpec) -> None:
+        """Elements refused before a model is loaded (none by default)."""
+
+    def check_model_elements(self, calc: Any, spec: CalcSpec, zs: set[int]) -> None:
+        """Elements refused once the model is loaded (none by default)."""
+
+    def calculate_kwargs(self, spec: CalcSpec) -> dict[str, Any]:
+        """Extra keyword arguments of the model calculator's ``calculate``."""
+        return {}
+
+    def load(self, m: MLIPModel) -> Any:  # pragma: no cover - every family implements it
+        raise NotImplementedError
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:
+        """Model name and package versions of a spec (for ``CalcResult.versions``)."""
+        out = {"model": spec.method}
+        for name in (self.package, "torch"):
+            try:
+                out[name] = version(name)
+            except PackageNotFoundError:  # pragma: no cover
+                out[name] = "unknown"
+        return out
+
+    def engine(self, spec: CalcSpec) -> MLIPEngine:
+        return MLIPEngine(spec)
+
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
+        return run_mlip(atoms, spec, workdir)
+
+
+class CHGNetBackend(MLIPBackend):
+    package = "chgnet"
+
+    def check_input_elements(self, atoms: Atoms, spec: CalcSpec) -> None:
+        bad = sorted({int(z) for z in atoms.numbers if z < 1 or z > CHGNET_MAX_Z})
+        if bad:
+            names = ", ".join(chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z) for z in bad)
+            raise InputError(f"{spec.method} has no parameters for element(s) {names} (only H–Pu, Z ≤ 94)")
+
+    def calculate_kwargs(self, spec: CalcSpec) -> dict[str, Any]:
+        return {"task": "efs" if spec.periodic else "ef"}
+
+    def load(self, m: MLIPModel) -> Any:
+        return _load_chgnet(m)
+
+
+class SevenNetBackend(MLIPBackend):
+    package = "sevenn"
+
+    def check_model_elements(self, calc: Any, spec: CalcSpec, zs: set[int]) -> None:
+        bad = sorted(zs - {int(z) for z in calc.type_map})
+        if bad:
+            raise InputError(
+                f"{spec.method} has no parameters for element(s) {', '.join(chemical_symbols[z] for z in bad)}"
+            )
+
+    def load(self, m: MLIPModel) -> Any:
+        return _load_sevennet(m)
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:
+        out = super().versions(spec)
+        m = MODELS[spec.method]
+        out["checkpoint"] = Path(_sevennet_checkpoint(m)).parent.name + (f" ({m.head} head)" if m.head else "")
+        return out
+
+
+#: CHGNet models (CHGNet-0.3.0 the default)
+CHGNET = CHGNetBackend("chgnet", prerelax_aliases=("chgnet", "chgnet-0.3.0"))
+#: SevenNet models (7net-0 the default)
+SEVENNET = SevenNetBackend("sevennet", prerelax_aliases=("sevennet", "7net-0", "sevennet-0"))
+
+_FAMILIES: dict[str, MLIPBackend] = {b.name: b for b in (CHGNET, SEVENNET)}
+
+
+def _backend_named(name: str) -> MLIPBackend:
+    b = _FAMILIES.get(name)
+    if b is None:
+        raise InputError(f"backend {name!r} is not a machine-learned potential")
+    return b
+
+
+def _backend(spec: CalcSpec) -> MLIPBackend:
+    return _backend_named(spec.backend)

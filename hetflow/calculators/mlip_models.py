@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MLIPModel", "MODELS", "MLIP_BACKENDS", "model", "resolve", "choices", "DEFAULT_MLIP"]
+__all__ = ["MLIPModel", "MODELS", "MLIP_BACKENDS", "BY_BACKEND", "model", "resolve", "choices", "DEFAULT_MLIP"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,15 @@ def model(name: str) -> MLIPModel:
     return m
 
 
+#: the models of each backend, in catalogue order (the first is the backend's default)
+BY_BACKEND: dict[str, tuple[MLIPModel, ...]] = {}
+for _m in MODELS.values():
+    BY_BACKEND[_m.backend] = BY_BACKEND.get(_m.backend, ()) + (_m,)
+
+
 def methods(backend: str) -> tuple[str, ...]:
     """Canonical method names of one backend (the first is its default)."""
-    return tuple(m.name for m in MODELS.values() if m.backend == backend)
+    return tuple(m.name for m in BY_BACKEND.get(backend, ()))
 
 
 def choices() -> tuple[str, ...]:

@@ -101,8 +101,11 @@ def energy_settings_differ(settings: dict[str, dict[str, Any]]) -> dict[str, str
     return out
 
 
-def xtb_attempts(s: dict[str, Any], backend: str = "tblite") -> list[XTBAttempt]:
-    """The requested attempt followed by the ladder's attempts, from merged xTB settings."""
+def xtb_attempts(s: dict[str, Any], ladder: tuple[str, ...] | list[str] | None = None) -> list[XTBAttempt]:
+    """The requested attempt followed by the ladder's attempts, from merged xTB settings.
+
+    ``ladder``: the backend's default ladder (:data:`XTB_LADDER` when None; xtb-python passes
+    :data:`XTB_PYTHON_LADDER`), used when ``s["recovery"]`` is True."""
     T = float(s["electronic_temperature"])
     guess = str(s["guess"]).lower()
     first = XTBAttempt("requested", int(s["scf_max_iter"]), float(s["mixer_damping"]), T, guess)
@@ -116,5 +119,5 @@ def xtb_attempts(s: dict[str, Any], backend: str = "tblite") -> list[XTBAttempt]
         "other_guess": XTBAttempt("other_guess", n, damp, T, other),
         "more_iterations": XTBAttempt("more_iterations", n, float(s["mixer_damping"]), T, guess),
     }
-    default = XTB_PYTHON_LADDER if backend == "xtb-python" else XTB_LADDER
+    default = XTB_LADDER if ladder is None else ladder
     return [first] + [table[name] for name in ladder_steps(s.get("recovery", True), default)]

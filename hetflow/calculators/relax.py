@@ -1,7 +1,8 @@
 """Relaxation driver: ASE/Sella optimisers on the xTB and MLIP engines, constraints, checkpoints.
 
-- Engines: tblite, xtb-python (:mod:`hetflow.calculators.xtb`), chgnet, sevennet
-  (:mod:`hetflow.calculators.mlip`) — anything with ``compute(atoms) -> EngineResult``.
+- Engines: the ``engine(spec)`` of every backend with ``relaxes_with_ase``
+  (:mod:`hetflow.calculators.registry`: tblite, xtb-python, chgnet, sevennet) — anything with
+  ``compute(atoms) -> EngineResult`` (:class:`hetflow.calculators.base.Engine`).
 - Optimisers: ``spec.optimizer`` ∈ :data:`OPTIMIZERS` = FIRE, LBFGS, BFGS, PreconLBFGS (ASE) and
   Sella (``sella``, minimisation ``order=0`` in **Cartesian** coordinates: ``internal=True`` is
   refused — internal-coordinate optimisers exhaust memory on these dense ionic clusters).
@@ -51,14 +52,13 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
 
-from hetflow.calculators.base import MLIP_BACKENDS, OPTIMIZERS, CalcResult, CalcSpec, structure_fingerprint
+from hetflow.atomic import write_atomic
+from hetflow.calculators import registry
+from hetflow.calculators.base import OPTIMIZERS, CalcResult, CalcSpec, Engine, structure_fingerprint
 from hetflow.errors import CalculatorError, InputError
 
 log = logging.getLogger("hetflow.calculators.relax")
 
-
-#: Backends whose relaxations this module drives (CP2K runs its own GEO_OPT).
-ENGINE_BACKENDS = ("tblite", "xtb-python") + MLIP_BACKENDS
 
 SELLA_INTERNAL_REFUSED = (
     "Sella with internal=True is not supported: internal-coordinate optimisers exhaust memory on these "
@@ -96,36 +96,9 @@ class EngineCalculator(Calculator):
             self.results["stress"] = np.asarray(r.stress)
 
 
-def make_engine(spec: CalcSpec) -> Any:
-    """The energy/force engine of ``spec`` (xTB or MLIP)."""
-    if spec.backend in MLIP_BACKENDS:
-        from hetflow.calculators.mlip import MLIPEngine
-
-        return MLIPEngine(spec)
-    from hetflow.calculators.xtb import make_engine as make_xtb_engine
-
-    return make_xtb_engine(spec)
-
-
-def _check_input(atoms: Atoms, spec: CalcSpec) -> None:
-    if spec.backend in MLIP_BACKENDS:
-        from hetflow.calculators.mlip import check_mlip_input
-
-        check_mlip_input(atoms, spec)
-    else:
-        from hetflow.calculators.xtb import check_xtb_input
-
-        check_xtb_input(atoms, spec)
-
-
-def _versions(spec: CalcSpec) -> dict[str, str]:
-    if spec.backend in MLIP_BACKENDS:
-        from hetflow.calculators.mlip import versions
-
-        return versions(spec)
-    from hetflow.calculators.xtb import versions
-
-    return versions(spec.backend)
+def make_engine(spec: CalcSpec) -> Engine:
+    """The energy/force engine of ``spec`` (its backend's ``engine``)."""
+    return registry.backend(spec.backend).engine(spec)
 
 
 def freeze_mask(atoms: Atoms, freeze: dict[str, Any] | None) -> np.ndarray:
@@ -216,8 +189,6 @@ def _finite_precon(target: Any, kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    from hetflow.atomic import write_atomic  # unique temporary name per writer
-
     write_atomic(path, json.dumps(data), fsync=False)
 
 
@@ -262,12 +233,14 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     :func:`hetflow.calculators.run_calculation` (with ``task="relax"``), which picks the BLAS
     process for tblite and runs a ``prerelax`` stage first.
     """
-    if spec.backend not in ENGINE_BACKENDS:
-        raise InputError(f"relax.py drives the {', '.join(ENGINE_BACKENDS)} backends; backend {spec.backend!r} relaxes natively")
+    backend = registry.backend(spec.backend)
+    if not backend.relaxes_with_ase:
+        raise InputError(f"relax.py drives the {', '.join(registry.ase_relaxed_names())} backends; "
+                         f"backend {spec.backend!r} relaxes natively")
     kw = optimizer_kwargs(spec, cell)
     if cell and not spec.periodic:
         raise InputError("cell relaxation needs a periodic spec (periodic=True) and a 3D cell")
-    _check_input(atoms, spec)
+    backend.check(atoms, spec)
     settings = spec.settings_dict
     t0 = time.perf_counter()
 
@@ -355,7 +328,7 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
         energy=energy, forces=forces, atoms=out, converged=converged, spec=spec,
         scf_steps=calc.scf_steps or None, opt_steps=prior_steps + opt.nsteps,
         wall_time=time.perf_counter() - t0, recovery=calc.recovery, mo=None,
-        versions=_versions(spec), extra=extra, force_calls=force_calls,
+        versions=backend.versions(spec), extra=extra, force_calls=force_calls,
     )
 
 
@@ -372,11 +345,9 @@ def relax_cell(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) 
         raise InputError("prerelax is not supported with cell relaxation; relax the cell with the target method alone")
     spec = spec if spec.task == "relax" else spec.replace(task="relax")
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
-    if spec.backend == "tblite":
-        from hetflow.calculators._tblite_run import run_tblite
-
-        return run_tblite("hetflow.calculators.relax:_relax_cell_local", atoms, spec, wd)
-    return _relax_cell_local(atoms, spec, wd)
+    backend = registry.backend(spec.backend)
+    backend.check(atoms, spec)  # deterministic errors before any worker process is started
+    return backend.launch("hetflow.calculators.relax:_relax_cell_local", atoms, spec, wd)
 
 
 def _relax_cell_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:

@@ -1,14 +1,14 @@
 """``run_calculation``: the one entry point from (Atoms, CalcSpec) to a CalcResult.
 
-Dispatch on ``spec.backend``:
+A lookup: the backend object of ``spec.backend`` (:mod:`hetflow.calculators.registry`) checks the
+input, then
 
-- ``"tblite"`` / ``"xtb-python"`` → :mod:`hetflow.calculators.xtb` (single point) or
-  :mod:`hetflow.calculators.relax` (``task="relax"``).  tblite runs in a worker process with
-  OpenBLAS preloaded when available (:mod:`hetflow.calculators.blas`).
-- ``"cp2k"`` → :mod:`hetflow.calculators.cp2k` (CP2K does its own geometry optimisation).
-- ``"chgnet"`` / ``"sevennet"`` → :mod:`hetflow.calculators.mlip` (machine-learned potentials, in
-  this process; torch is imported only here).
-- ``"fake"`` → ``hetflow.calculators.fake.FakeCalculator`` (orchestration tests only).
+- backends that relax through ASE (``relaxes_with_ase``: tblite, xtb-python, chgnet, sevennet) run
+  :func:`run_local` where the backend's calculations run (``launch``: tblite in a worker process
+  with OpenBLAS preloaded when available, :mod:`hetflow.calculators.blas`; the others in this
+  process) — a single point by the backend's ``run``, a relaxation by
+  :func:`hetflow.calculators.relax.relax` on the backend's ``engine``;
+- the others (cp2k, which does its own geometry optimisation; fake) run their ``run``.
 
 **Pre-relaxation** (``spec.prerelax = "chgnet"`` or ``"sevennet"``, ``task="relax"``): stage 1
 relaxes with the MLIP (same ``optimizer``, ``fmax``, ``max_steps``, ``freeze``, ``optimizer_kwargs``
@@ -26,16 +26,15 @@ The returned ``result.atoms`` is a copy of the input with its per-atom label arr
 
 from __future__ import annotations
 
-import inspect
 import logging
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 
 from hetflow import validate
-from hetflow.calculators._tblite_run import run_tblite
-from hetflow.calculators.base import MLIP_BACKENDS, CalcResult, CalcSpec
+from hetflow.calculators import registry
+from hetflow.calculators.base import CalcResult, CalcSpec
+from hetflow.calculators.relax import cell_filter_mode, relax
 from hetflow.errors import InputError
 
 log = logging.getLogger("hetflow.calculators")
@@ -63,68 +62,21 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
     wd = None if workdir is None else Path(workdir).expanduser().resolve()
     atoms = _clean_copy(atoms)
 
-    if spec.backend == "fake":
-        from hetflow.calculators.fake import FakeCalculator
-
-        calc = FakeCalculator()
-        params = inspect.signature(calc.run).parameters
-        return calc.run(atoms, spec, wd) if "workdir" in params or len(params) > 2 else calc.run(atoms, spec)
-
     if spec.prerelax is not None:
         return _run_prerelaxed(atoms, spec, wd)
-
-    if spec.backend in MLIP_BACKENDS:
-        if spec.task == "relax":  # relax imports mlip: the MLIP relaxation is dispatched here
-            from hetflow.calculators.mlip import check_mlip_input
-            from hetflow.calculators.relax import relax
-
-            check_mlip_input(atoms, spec)
-            return relax(atoms, spec, wd)
-        from hetflow.calculators.mlip import run_mlip
-
-        return run_mlip(atoms, spec, wd)
-
-    if spec.backend == "cp2k":
-        from hetflow.calculators.cp2k import run_cp2k
-
-        return run_cp2k(atoms, spec, wd)
-
-    if spec.backend == "tblite":
-        from hetflow.calculators.xtb import xtb_settings
-
-        xtb_settings(spec)
-        return run_tblite("hetflow.calculators.run:run_local", atoms, spec, wd)
-
-    if spec.backend == "xtb-python":
-        return run_local(atoms, spec, wd)
-
-    raise InputError(f"unknown backend {spec.backend!r}")  # pragma: no cover - CalcSpec checks
+    backend = registry.backend(spec.backend)
+    backend.check(atoms, spec)
+    if backend.relaxes_with_ase:
+        return backend.launch("hetflow.calculators.run:run_local", atoms, spec, wd)
+    return backend.run(atoms, spec, wd)
 
 
 def run_local(atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
-    """Run an xTB calculation in this process (what the worker executes)."""
+    """Run a calculation of a backend that relaxes through ASE in this process (what the tblite
+    worker executes): a relaxation in :mod:`hetflow.calculators.relax`, else the backend's single point."""
     if spec.task == "relax":
-        from hetflow.calculators.relax import cell_filter_mode, relax
-
         return relax(atoms, spec, workdir, cell=cell_filter_mode(spec) is not None)
-    from hetflow.calculators.xtb import single_point
-
-    r = single_point(atoms, spec)
-    return CalcResult(
-        energy=r["energy"],
-        forces=np.asarray(r["forces"]),
-        atoms=_clean_copy(atoms),
-        converged=True,
-        spec=spec,
-        scf_steps=r["scf_steps"],
-        opt_steps=None,
-        wall_time=r["wall_time"],
-        recovery=list(r["recovery"]),
-        mo=r["mo"],
-        versions=dict(r["versions"]),
-        extra={} if r["stress"] is None else {"stress": np.asarray(r["stress"]).tolist()},
-        force_calls=1,
-    )
+    return registry.backend(spec.backend).run(atoms, spec, workdir)
 
 
 #: Settings that the MLIP stage of a pre-relaxation takes over from the target spec.

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,11 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from ase.units import Bohr, Hartree, kB
 
-from hetflow.calculators.base import CalcSpec, MOData
+from hetflow import validate
+from hetflow.calculators._tblite_run import run_tblite
+from hetflow.calculators.base import Backend, CalcResult, CalcSpec, EngineResult, MOData
 from hetflow.calculators.electrons import check_charge_multiplicity
-from hetflow.calculators.recovery import XTBAttempt, xtb_attempts
+from hetflow.calculators.recovery import XTB_PYTHON_LADDER, XTBAttempt, xtb_attempts
 from hetflow.errors import CalculatorError, ConvergenceError, InputError
 
 log = logging.getLogger("hetflow.calculators.xtb")
@@ -55,18 +58,6 @@ _CYCLE = re.compile(r"^\s*(\d+)\s+-?\d+\.\d+\s+-?\d")
 _NOT_CONVERGED = re.compile(r"not converged|did not converge|convergence", re.I)
 
 
-@dataclass
-class EngineResult:
-    """One converged energy/force evaluation (eV, eV/Å, eV/Å³)."""
-
-    energy: float
-    forces: np.ndarray
-    stress: np.ndarray | None
-    scf_steps: int | None
-    recovery: list[str] = field(default_factory=list)
-    mo: MOData | None = None
-
-
 def xtb_settings(spec: CalcSpec) -> dict[str, Any]:
     """The spec's settings merged over :data:`XTB_DEFAULTS`, validated."""
     s = spec.settings_dict
@@ -78,8 +69,6 @@ def xtb_settings(spec: CalcSpec) -> dict[str, Any]:
     out = XTB_DEFAULTS | s
     if str(out["guess"]).lower() not in _GUESS:
         raise InputError(f"guess must be 'sad' or 'eeq', got {out['guess']!r}")
-    from hetflow import validate  # finite numbers in range, integers integral ("abc", NaN refused)
-
     limits = {"accuracy": (1e-4, 1e3), "electronic_temperature": (1e-6, 1e5), "mixer_damping": (1e-6, 1.0)}
     for k, (lo, hi) in limits.items():
         out[k] = validate.number(out[k], f"setting {k!r}", lo=lo, hi=hi, from_text=True)
@@ -143,7 +132,7 @@ class TBLiteEngine:
 
     ``compute(atoms)`` returns an :class:`EngineResult` or raises
     :class:`~hetflow.errors.ConvergenceError` once the recovery ladder is exhausted.
-    Run it in the process that has the wanted BLAS (see :func:`run_xtb`).
+    Run it in the process that has the wanted BLAS (:meth:`TBLiteBackend.launch`).
     """
 
     def __init__(self, spec: CalcSpec) -> None:
@@ -286,7 +275,7 @@ class XTBPythonEngine:
             self._calc.update(pos, lattice)
         calc = self._calc
         calc.set_accuracy(float(self.s["accuracy"]))
-        attempts = xtb_attempts(self.s, backend="xtb-python")
+        attempts = xtb_attempts(self.s, XTB_PYTHON_LADDER)
         recovery: list[str] = []
         last = ""
         for i, a in enumerate(attempts):
@@ -330,33 +319,56 @@ class XTBPythonEngine:
         )
 
 
-def make_engine(spec: CalcSpec) -> TBLiteEngine | XTBPythonEngine:
-    """The xTB engine for ``spec.backend``."""
-    if spec.backend == "tblite":
-        return TBLiteEngine(spec)
-    if spec.backend == "xtb-python":
-        return XTBPythonEngine(spec)
-    raise InputError(f"backend {spec.backend!r} is not an xTB backend")
+class XTBBackend(Backend):
+    """An xTB backend: single points here, relaxations on :meth:`engine` in
+    :mod:`hetflow.calculators.relax`."""
+
+    relaxes_with_ase = True
+
+    def __init__(self, name: str, methods: tuple[str, ...], engine_class: type, package: str) -> None:
+        self.name, self.methods = name, methods
+        self._engine_class, self._package = engine_class, package
+
+    def check(self, atoms: Atoms, spec: CalcSpec) -> None:
+        xtb_settings(spec)
+        check_xtb_input(atoms, spec)
+
+    def engine(self, spec: CalcSpec) -> TBLiteEngine | XTBPythonEngine:
+        return self._engine_class(spec)
+
+    def versions(self, spec: CalcSpec) -> dict[str, str]:
+        """Versions of the xTB code in use."""
+        try:
+            return {self._package: version(self._package)}
+        except PackageNotFoundError:  # pragma: no cover
+            return {self._package: "unknown"}
+
+    def run(self, atoms: Atoms, spec: CalcSpec, workdir: Path | None = None) -> CalcResult:
+        """One xTB single point in this process."""
+        if spec.task == "relax":
+            raise InputError(f"{self.name} relaxes through run_calculation (hetflow.calculators.relax)")
+        check_xtb_input(atoms, spec)
+        t0 = time.perf_counter()
+        r = self.engine(spec).compute(atoms)
+        out = atoms.copy()
+        out.calc = None
+        return CalcResult(
+            energy=r.energy, forces=np.asarray(r.forces), atoms=out, converged=True, spec=spec,
+            scf_steps=r.scf_steps, opt_steps=None, wall_time=time.perf_counter() - t0,
+            recovery=list(r.recovery), mo=r.mo, versions=self.versions(spec),
+            extra={} if r.stress is None else {"stress": np.asarray(r.stress).tolist()}, force_calls=1,
+        )
 
 
-def versions(backend: str) -> dict[str, str]:
-    """Versions of the xTB code in use."""
-    from importlib.metadata import PackageNotFoundError, version
+class TBLiteBackend(XTBBackend):
+    """tblite: its calculations run in the OpenBLAS worker process when the BLAS choice asks for it
+    (:mod:`hetflow.calculators.blas`)."""
 
-    name = "tblite" if backend == "tblite" else "xtb"
-    try:
-        return {name: version(name)}
-    except PackageNotFoundError:  # pragma: no cover
-        return {name: "unknown"}
+    def launch(self, func: str, atoms: Atoms, spec: CalcSpec, workdir: Path | None) -> CalcResult:
+        return run_tblite(func, atoms, spec, workdir)
 
 
-def single_point(atoms: Atoms, spec: CalcSpec) -> dict[str, Any]:
-    """One xTB single point in this process; a plain dict (pickles cheaply across the worker)."""
-    check_xtb_input(atoms, spec)
-    t0 = time.perf_counter()
-    r = make_engine(spec).compute(atoms)
-    return {
-        "energy": r.energy, "forces": r.forces, "stress": r.stress, "scf_steps": r.scf_steps,
-        "recovery": r.recovery, "mo": r.mo, "wall_time": time.perf_counter() - t0,
-        "versions": versions(spec.backend),
-    }
+#: the tblite backend (default): GFN1-xTB, GFN2-xTB, IPEA1-xTB
+TBLITE = TBLiteBackend("tblite", ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB"), TBLiteEngine, "tblite")
+#: the xtb-python backend (the ``xtb`` package): GFN1-xTB, GFN2-xTB
+XTB_PYTHON = XTBBackend("xtb-python", ("GFN1-xTB", "GFN2-xTB"), XTBPythonEngine, "xtb")

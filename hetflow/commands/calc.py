@@ -8,15 +8,20 @@ from pathlib import Path
 import click
 
 from hetflow.atomic import write_atomic
+from hetflow.calculators import registry
+from hetflow.calculators.base import CalcSpec
+from hetflow.calculators.cp2k import check_input_with_cp2k, command, cp2k_settings, write_input
+from hetflow.calculators.mo_io import mo_reference, write_mo_npz
 from hetflow.errors import InputError
+from hetflow.workflows.mo_files import summary_fractions
 
-_BACKENDS = ("tblite", "xtb-python", "cp2k", "chgnet", "sevennet")
+_BACKENDS = registry.names(include_test_only=False)
 
 
 def _read(path: str):
-    from hetflow.structures.io import read_structure  # raises "structure file not found: …"
+    from hetflow.structures.io import read_structure  # lazy: ase.io (0.3 s at CLI start)
 
-    return read_structure(path)
+    return read_structure(path)  # raises "structure file not found: …"
 
 
 def _settings(pairs: tuple[str, ...]) -> dict:
@@ -34,8 +39,6 @@ def _settings(pairs: tuple[str, ...]) -> dict:
 
 
 def _spec(backend, method, charge, multiplicity, periodic, task, settings, **kw):
-    from hetflow.calculators import CalcSpec
-
     # method None: the backend's default (GFN1-xTB, PBE, CHGNet-0.3.0, 7net-0)
     return CalcSpec(backend=backend, method=method, charge=charge, multiplicity=multiplicity,
                     periodic=periodic, task=task, settings=_settings(settings), **kw)
@@ -94,7 +97,7 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
         write_atomic(json_out, json.dumps(data, indent=1))
         click.echo(f"wrote {json_out}" + (f" and {npz} (MO coefficients and overlap)" if npz else ""))
     if structure_out:
-        from hetflow.structures.io import write_structure
+        from hetflow.structures.io import write_structure  # lazy: ase.io (0.3 s at CLI start)
 
         click.echo(f"wrote {write_structure(res.atoms, structure_out)}")
 
@@ -103,8 +106,6 @@ def _write_mo(res, json_path: Path) -> tuple[dict, Path]:
     """MO data beside the JSON file: ``<stem>.mo.npz`` (full C and S, float32) and the JSON
     reference (eigenvalues, occupations, domain fractions, the npz's name relative to the JSON
     file).  Read back with ``hetflow.calculators.mo_io.read_mo_npz``."""
-    from hetflow.calculators.mo_io import mo_reference, write_mo_npz
-    from hetflow.workflows.mo_files import summary_fractions
 
     npz = write_mo_npz(res.mo, json_path.with_name(json_path.stem + ".mo.npz"))
     return mo_reference(res.mo, npz.name, summary_fractions(res.mo, res.atoms)), npz
@@ -124,7 +125,7 @@ def register(app: click.Group) -> None:
     @click.option("--json", "json_out", default=None, help="Write the result as JSON here.")
     def single_point(file, backend, method, charge, multiplicity, periodic, settings, mo, workdir, json_out):
         """Energy (eV) and forces (eV/Å) of the structure in FILE (extxyz, xyz, cif, …)."""
-        from hetflow.calculators import run_calculation
+        from hetflow.calculators.run import run_calculation  # lazy: ase.constraints loads scipy (0.4 s)
 
         atoms = _read(file)
         periodic = bool(atoms.pbc.any()) if periodic is None else periodic
@@ -138,7 +139,7 @@ def register(app: click.Group) -> None:
     @click.option("--steps", type=int, default=300, show_default=True, help="Optimiser step budget.")
     @click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella"]),
                   default="FIRE", show_default=True, help="Sella runs in Cartesian coordinates.")
-    @click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
+    @click.option("--prerelax", type=click.Choice(registry.prerelax_names()), default=None,
                   help="Relax with this machine-learned potential first, then with the target method.")
     @click.option("--cell", is_flag=True, help="Relax the cell too (periodic only).")
     @click.option("--workdir", default=None, help="Checkpoint directory; rerun with it to resume.")
@@ -147,8 +148,8 @@ def register(app: click.Group) -> None:
     def relax_cmd(file, backend, method, charge, multiplicity, periodic, settings, fmax, steps, optimizer,
                   prerelax, cell, workdir, output, json_out):
         """Relax the structure in FILE; writes the final structure (labels kept)."""
-        from hetflow.calculators import run_calculation
-        from hetflow.calculators.relax import relax_cell
+        from hetflow.calculators.relax import relax_cell  # lazy: ase.constraints loads scipy (0.4 s)
+        from hetflow.calculators.run import run_calculation
 
         atoms = _read(file)
         periodic = bool(atoms.pbc.any()) if periodic is None else periodic
@@ -172,8 +173,6 @@ def register(app: click.Group) -> None:
         Run it there with `mpirun -np N cp2k.psmp -i hetflow.inp -o hetflow.out`; the output
         is read back by hetflow.calculators.cp2k.parse_output.
         """
-        from hetflow.calculators.cp2k import check_input_with_cp2k, command, cp2k_settings, write_input
-
         atoms = _read(file)
         spec = _spec("cp2k", "PBE", charge, multiplicity, False, "relax" if relax else "single_point", settings)
         inp = write_input(atoms, spec, outdir)

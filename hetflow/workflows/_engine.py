@@ -25,8 +25,11 @@ from typing import Any
 from hetflow import atomic, procs
 from hetflow.calculators.base import calc_key
 from hetflow.errors import HetflowError, OutputError, StoreError, WorkflowError
+from hetflow.workflows._executor import Executor
 from hetflow.workflows._taskdir import TaskDir, read_json_dict, task_dirname, write_json_atomic
 from hetflow.workflows._tasks import CalcTask, Summary
+from hetflow.workflows.progress import make_progress
+from hetflow.workflows.store import redact
 
 DONE = ("cached", "done", "recovered")
 #: seconds between claim heartbeats
@@ -38,8 +41,8 @@ log = logging.getLogger("hetflow.workflows")
 class Engine:
     """Runs one :class:`Workflow` against a store with an executor."""
 
-    def __init__(self, wf: "Workflow", store, executor, workdir: str | Path, progress: bool = False,  # noqa: F821
-                 poll: float = 0.5):
+    def __init__(self, wf: "Workflow", store, executor: Executor, workdir: str | Path,  # noqa: F821
+                 progress: bool = False, poll: float = 0.5):
         self.wf, self.store, self.ex = wf, store, executor
         self.workdir = Path(workdir)
         self.progress = progress
@@ -66,8 +69,6 @@ class Engine:
             }
         shown = getattr(self.store, "shown", None)
         if shown is None:
-            from hetflow.workflows.store import redact
-
             shown = redact(getattr(self.store, "location", ""))
         write_json_atomic(self.workdir / "workflow.json", {  # never a password: see store.redact
             "name": self.wf.name, "store": shown, "executor": self.ex.kind,
@@ -226,8 +227,6 @@ class Engine:
             raise WorkflowError(f"cannot create work directory {self.workdir}: {exc.strerror or exc}") from None
         self.state = {n: "pending" for n in self.order}
         self._inflight: dict[str, str] = {}
-        from hetflow.workflows.progress import make_progress
-
         atomic.sweep_stale(self.workdir)
         aborted = True
         try:
@@ -235,12 +234,12 @@ class Engine:
                 self.ex.open(self.workdir)
                 self._progress = make_progress(self.wf.name, [n for n in self.order
                                                               if isinstance(self.wf.task(n), CalcTask)],
-                                               enabled=self.progress, slots=getattr(self.ex, "workers", None))
+                                               enabled=self.progress, slots=self.ex.workers)
                 try:
                     self._loop()
                     aborted = False
                 finally:
-                    if aborted and hasattr(self.ex, "abort"):
+                    if aborted:
                         self.ex.abort()  # stop local workers now, do not wait for them
                     self.ex.close()
                     self._progress.close()
@@ -281,9 +280,7 @@ class Engine:
             if self.ex.detached and not running:
                 return  # tasks of another controller: collected by a later run
             if running:
-                presubmit = getattr(self.ex, "presubmit", None)  # scheduler-side chains (workflows.packing)
-                if presubmit is not None:
-                    presubmit(self)
+                self.ex.presubmit(self)  # scheduler-side chains (workflows.packing)
                 events = self.ex.wait(0 if self.ex.detached else self.poll)
             else:
                 events = []

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from hetflow.workflows._taskdir import TaskDir, read_json
+from hetflow.calculators import registry
+from hetflow.calculators.base import CalcSpec
+from hetflow.workflows._taskdir import TaskDir, decode_atoms, read_json
 
 
 def precheck_task(td: TaskDir) -> None:
-    """CP2K tasks: write and validate the input (cp2k-input-tools, ``cp2k.psmp --check``) into
-    ``<task>/cp2k-check/`` before anything is submitted; a rejection fails the task with CP2K's
-    own line (InputError / CalculatorError)."""
+    """Ask the task's backend to validate its input before anything is submitted (CP2K: write the
+    input and check it with cp2k-input-tools and ``cp2k.psmp --check`` into ``<task>/cp2k-check/``);
+    a rejection fails the task with the backend's own line (InputError / CalculatorError)."""
     d = read_json(td.input)
-    if not d or d.get("spec", {}).get("backend") != "cp2k" or d.get("atoms") is None:
+    if not d or d.get("atoms") is None or not isinstance(d.get("spec"), dict):
         return
-    from hetflow.calculators.base import CalcSpec
-    from hetflow.calculators.cp2k import precheck
-    from hetflow.workflows._taskdir import decode_atoms
-
-    precheck(decode_atoms(d["atoms"]), CalcSpec.from_dict(d["spec"]), td.root / "cp2k-check")
+    spec = CalcSpec.from_dict(d["spec"])
+    registry.backend(spec.backend).precheck(decode_atoms(d["atoms"]), spec, td.root / f"{spec.backend}-check")

@@ -26,6 +26,8 @@ from hetflow.errors import WorkflowError
 from hetflow.validate import executor_count
 from hetflow.workflows._taskdir import TaskDir
 from hetflow.workflows._event import Event
+from hetflow.workflows._executor import Executor
+from hetflow.workflows._worker import run_task_dir
 
 _JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
 
@@ -35,12 +37,10 @@ def _run_with_threads(taskdir: str, threads: int) -> str:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("HETFLOW_THREADS", str(threads))
-    from hetflow.workflows._worker import run_task_dir
-
     return run_task_dir(taskdir)
 
 
-class DaskExecutor:
+class DaskExecutor(Executor):
     """Run tasks as ``dask.distributed`` futures (see module docstring for the three modes)."""
 
     kind = "dask"

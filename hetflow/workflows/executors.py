@@ -23,16 +23,22 @@ import os
 import time
 from pathlib import Path
 
+from hetflow import procs
 from hetflow.errors import WorkflowError
 from hetflow.validate import executor_count
-from hetflow.workflows._jobscript import JobResources, render_job
 from hetflow.workflows._event import Event
-from hetflow.workflows._taskdir import TaskDir, tail
+from hetflow.workflows._executor import Executor, SchedulerExecutor
+from hetflow.workflows._jobscript import JobResources, render_job
+from hetflow.workflows._precheck import precheck_task
+from hetflow.workflows._taskdir import TaskDir
+from hetflow.workflows._worker import run_task_dir
+from hetflow.workflows.dask_executor import DaskExecutor
+from hetflow.workflows.packing import PackedBatchExecutor
 from hetflow.workflows.schedulers import (  # noqa: F401 - re-exported
     LSF, PBS, SCHEDULER_CLASSES, Scheduler, Slurm, _run, make_scheduler, require_commands)
 
-__all__ = ["Event", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES", "Scheduler", "Slurm",
-           "PBS", "LSF"]
+__all__ = ["Event", "Executor", "LocalExecutor", "BatchExecutor", "make_executor", "SCHEDULER_CLASSES", "Scheduler",
+           "Slurm", "PBS", "LSF"]
 
 
 def _init_worker(threads: int, parent: int | None = None) -> None:
@@ -40,25 +46,20 @@ def _init_worker(threads: int, parent: int | None = None) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     if parent is not None:
-        from hetflow.procs import die_with_parent
-
-        die_with_parent(parent)
+        procs.die_with_parent(parent)
 
 
 def _run_in_worker(taskdir: str) -> str:
-    from hetflow.workflows._worker import run_task_dir
-
     return run_task_dir(taskdir)
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Process pool on this machine: ``workers`` processes × ``threads`` threads each.
 
     Defaults: threads = 1, workers = number of cores // threads.
     """
 
     kind = "local"
-    detached = False
 
     def __init__(self, workers: int | None = None, threads: int | None = None, max_retries: int = 2):
         cores = os.cpu_count() or 1
@@ -75,8 +76,7 @@ class LocalExecutor:
     def open(self, workdir: Path) -> None:
         self._pool = None
 
-    def adopt(self, name: str, td: TaskDir) -> str:
-        return "none"  # local workers do not outlive their controller's pool
+    # adopt: "none" (the default) — local workers do not outlive their controller's pool
 
     def submit(self, name: str, td: TaskDir) -> None:
         if self._pool is None:
@@ -134,59 +134,11 @@ class LocalExecutor:
         self._futures.clear()
 
 
-class BatchExecutor:
+class BatchExecutor(SchedulerExecutor):
     """One batch job per calculation task on Slurm, PBS or LSF."""
 
-    detached = False
-
-    def __init__(self, scheduler: str = "slurm", resources: JobResources | dict | None = None,
-                 max_retries: int = 2, poll: float = 5.0, detached: bool = False):
-        self.sched = make_scheduler(scheduler)
-        self.kind = scheduler
-        if isinstance(resources, dict):
-            resources = JobResources.from_dict(resources)
-        self.res = resources or JobResources()
-        self.max_retries = int(max_retries)
-        self.poll = float(poll)
-        self.detached = bool(detached)
-        self._jobs: dict[str, tuple[str, TaskDir]] = {}  # job id -> (task name, dir)
-        self._gone_since: dict[str, float] = {}
-
-    def open(self, workdir: Path) -> None:
-        require_commands(self.sched)
-        self._jobs.clear()
-
-    def adopt(self, name: str, td: TaskDir) -> str:
-        """``alive`` (tracked again), ``vanished: <why>`` or ``none`` for a task's last job."""
-        info = td.job_info()
-        jid = info.get("job_id")
-        jid = str(jid) if isinstance(jid, (str, int)) and not isinstance(jid, bool) else None
-        if not jid or info.get("executor") != self.kind or info.get("state") == "lost":
-            return "none"
-        if jid in self.sched.live([jid]):
-            self._jobs[jid] = (name, td)
-            return "alive"
-        if td.result.exists() or td.error.exists():
-            return "none"
-        return "vanished: " + self._vanish_message(jid, td)
-
-    def _vanish_message(self, jid: str, td: TaskDir) -> str:
-        info = td.job_info()
-        info["state"] = "lost"
-        td.save_job_info(info)
-        desc = self.sched.describe(jid)
-        msg = f"job {jid} vanished ({desc or 'no longer in the queue'})"
-        out, err = tail(td.stdout, 5).strip(), tail(td.stderr, 5).strip()
-        if out:
-            msg += f"\n  stdout: {out}"
-        if err:
-            msg += f"\n  stderr: {err}"
-        return msg
-
     def submit(self, name: str, td: TaskDir) -> None:
-        from hetflow.workflows._precheck import precheck_task
-
-        precheck_task(td)  # CP2K inputs: cp2k.psmp --check before sbatch
+        precheck_task(td)  # the backend's own check before sbatch (CP2K: cp2k.psmp --check)
         script = td.root / "job.sh"
         script.write_text(render_job(self.kind, self.res, name, td.root.resolve()))
         for f in (td.stdout, td.stderr):
@@ -197,44 +149,10 @@ class BatchExecutor:
         info.update(executor=self.kind, job_id=jid, state="submitted", history=hist,
                     attempts=info.get("attempts", 0) + 1)
         td.save_job_info(info)
-        self._jobs[jid] = (name, td)
-
-    def wait(self, timeout: float) -> list[Event]:
-        if not self._jobs:
-            return []
-        deadline = time.time() + timeout
-        while True:
-            events = self._check()
-            if events or time.time() >= deadline:
-                return events
-            time.sleep(min(self.poll, max(0.0, deadline - time.time())))
-
-    def _check(self) -> list[Event]:
-        live = self.sched.live(list(self._jobs))
-        events = []
-        for jid in list(self._jobs):
-            if jid in live:
-                continue
-            name, td = self._jobs[jid]
-            if td.result.exists() or td.error.exists():
-                del self._jobs[jid]
-                info = td.job_info()
-                info["state"] = "finished"
-                td.save_job_info(info)
-                events.append(Event(name, "finished"))
-                continue
-            # out of the queue without output: give the file system a moment, then call it lost
-            first = self._gone_since.setdefault(jid, time.time())
-            if time.time() - first > 3.0:
-                del self._jobs[jid]
-                events.append(Event(name, "lost", self._vanish_message(jid, td)))
-        return events
-
-    def close(self) -> None:
-        self._jobs.clear()
+        self._tasks[name] = (jid, td)
 
 
-def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecutor:
+def make_executor(kind: str = "local", **options) -> Executor:
     """Executor by name: ``local`` (workers, threads, max_retries), ``dask`` (address, workers,
     threads, jobqueue, jobs and dask-jobqueue cluster options; see
     :mod:`hetflow.workflows.dask_executor`) or slurm/pbs/lsf (max_retries, poll, detached and
@@ -247,13 +165,9 @@ def make_executor(kind: str = "local", **options) -> LocalExecutor | BatchExecut
             raise WorkflowError(f"unknown local executor option(s): {', '.join(sorted(bad))}")
         return LocalExecutor(**options)
     if kind == "dask":
-        from hetflow.workflows.dask_executor import DaskExecutor
-
         return DaskExecutor(**options)
     ctl = {k: options.pop(k) for k in ("max_retries", "poll", "detached") if k in options}
     packing = {k: options.pop(k) for k in ("pack", "slots", "chain", "max_restarts") if k in options}
     if packing:
-        from hetflow.workflows.packing import PackedBatchExecutor
-
         return PackedBatchExecutor(kind, JobResources.from_dict(options), **ctl, **packing)
     return BatchExecutor(kind, JobResources.from_dict(options), **ctl)

@@ -42,16 +42,19 @@ from pathlib import Path
 from typing import Any
 
 from hetflow.errors import WorkflowError
-from hetflow.workflows._jobscript import JobResources, render_job
-from hetflow.workflows._taskdir import TaskDir, read_json, tail, write_json_atomic
 from hetflow.workflows._event import Event
-from hetflow.workflows.schedulers import make_scheduler, require_commands
+from hetflow.workflows._executor import SchedulerExecutor
+from hetflow.workflows._jobscript import JobResources, render_job
+from hetflow.workflows._precheck import precheck_task
+from hetflow.workflows._taskdir import TaskDir, read_json, write_json_atomic
+from hetflow.workflows._tasks import CalcTask
+from hetflow.workflows.chain import write_deferred
 
 STOPPED = "stopped.json"
 ALLOCATION = "allocation.json"
 
 
-class PackedBatchExecutor:
+class PackedBatchExecutor(SchedulerExecutor):
     """Batch executor that packs ``pack`` tasks into one allocation and chains dependent tasks
     with scheduler-side dependencies (see the module doc).
 
@@ -61,6 +64,8 @@ class PackedBatchExecutor:
     :class:`~hetflow.workflows.executors.BatchExecutor`.
     """
 
+    finish_while_live = True  # a task's result counts while the rest of its pack runs
+
     def __init__(self, scheduler: str = "slurm", resources: JobResources | dict | None = None,
                  max_retries: int = 2, poll: float = 5.0, detached: bool = False, pack: int = 1,
                  slots: int = 1, chain: bool = True, max_restarts: int = 10):
@@ -69,60 +74,27 @@ class PackedBatchExecutor:
                 raise WorkflowError(f"{label} must be a positive integer, got {v!r}")
         if slots > pack:
             raise WorkflowError(f"slots ({slots}) cannot exceed pack ({pack})")
-        self.sched = make_scheduler(scheduler)
-        self.kind = scheduler
-        if isinstance(resources, dict):
-            resources = JobResources.from_dict(resources)
-        self.res = resources or JobResources()
-        self.max_retries = int(max_retries)
-        self.poll = float(poll)
-        self.detached = bool(detached)
+        super().__init__(scheduler, resources, max_retries, poll, detached)
         self.pack, self.slots, self.chain = int(pack), int(slots), bool(chain)
         self.max_restarts = int(max_restarts)
-        self.workdir = Path(".")
         self._pending: list[tuple[str, TaskDir, str | None]] = []  # (name, dir, parent task or None)
-        self._tasks: dict[str, tuple[str, TaskDir]] = {}  # name -> (job id, dir)
         self._chained: dict[str, tuple[str, str]] = {}  # name -> (own job id, parent job id)
-        self._gone_since: dict[str, float] = {}
 
     # -- engine interface --------------------------------------------------------------
     def open(self, workdir: Path) -> None:
-        require_commands(self.sched)
-        self.workdir = Path(workdir)
+        super().open(workdir)
         self._pending.clear()
-        self._tasks.clear()
         self._chained.clear()
-
-    def adopt(self, name: str, td: TaskDir) -> str:
-        """``alive`` (tracked again), ``vanished: <why>`` or ``none`` for a task's last job."""
-        info = td.job_info()
-        jid = info.get("job_id")
-        if not jid or info.get("executor") != self.kind or info.get("state") == "lost":
-            return "none"
-        if jid in self.sched.live([jid]):
-            self._tasks[name] = (jid, td)
-            return "alive"
-        if td.result.exists() or td.error.exists():
-            return "none"
-        if info.get("chained") or (td.root / STOPPED).exists():
-            # a chain link whose job never ran its input (parent lost/failed → removed by the
-            # scheduler), or a walltime stop: submit afresh, nothing was lost
-            self._note_stop(td, info)
-            return "none"
-        return "vanished: " + self._vanish_message(jid, td)
 
     def submit(self, name: str, td: TaskDir) -> None:
         """Queue ``name`` for the next allocation (submitted at :meth:`wait`)."""
-        self._precheck(td)
+        precheck_task(td)  # the backend's own check before the pack is submitted
         self._pending.append((name, td, None))
 
     def presubmit(self, engine: Any) -> None:
         """Submit the chain links whose parent is in flight, behind the parent's job (engine hook)."""
         if not self.chain:
             return
-        from hetflow.workflows._tasks import CalcTask
-        from hetflow.workflows.chain import write_deferred
-
         queued = {n for n, _, _ in self._pending}
         for name in engine.order:
             task = engine.wf.task(name)
@@ -146,20 +118,9 @@ class PackedBatchExecutor:
             self._pending.append((name, td, parent))
             queued.add(name)
 
-    def wait(self, timeout: float) -> list[Event]:
-        self._flush()
-        if not self._tasks:
-            return []
-        deadline = time.time() + timeout
-        while True:
-            events = self._check()
-            if events or time.time() >= deadline:
-                return events
-            time.sleep(min(self.poll, max(0.0, deadline - time.time())))
-
     def close(self) -> None:
+        super().close()
         self._pending.clear()
-        self._tasks.clear()
 
     # -- internals ---------------------------------------------------------------------
     def _job_of(self, name: str) -> str | None:
@@ -168,11 +129,6 @@ class PackedBatchExecutor:
         if name in self._chained:
             return self._chained[name][0]
         return None
-
-    def _precheck(self, td: TaskDir) -> None:
-        from hetflow.workflows._precheck import precheck_task
-
-        precheck_task(td)
 
     def _next_pack_dir(self) -> Path:
         root = self.workdir / "packs"
@@ -244,54 +200,36 @@ class PackedBatchExecutor:
         td.save_job_info(info)
         (td.root / STOPPED).unlink(missing_ok=True)
 
-    def _vanish_message(self, jid: str, td: TaskDir) -> str:
+    def _adopt_gone(self, name: str, jid: str, td: TaskDir, info: dict[str, Any]) -> str:
+        if info.get("chained") or (td.root / STOPPED).exists():
+            # a chain link whose job never ran its input (parent lost/failed → removed by the
+            # scheduler), or a walltime stop: submit afresh, nothing was lost
+            self._note_stop(td, info)
+            return "none"
+        return super()._adopt_gone(name, jid, td, info)
+
+    def _gone(self, name: str, jid: str, td: TaskDir) -> Event | None:
         info = td.job_info()
-        info["state"] = "lost"
-        td.save_job_info(info)
-        desc = self.sched.describe(jid)
-        where = f" (pack {info['pack']}, task {info.get('pack_index')}/{info.get('pack_size')})" if info.get("pack") else ""
-        msg = f"job {jid}{where} vanished ({desc or 'no longer in the queue'})"
+        if (td.root / STOPPED).exists() and len(info.get("restarts", [])) < self.max_restarts:
+            self._note_stop(td, info)
+            self._pending.append((name, td, None))  # resume in a new allocation, not a loss
+            return None
+        return super()._gone(name, jid, td)
+
+    def _vanish_where(self, info: dict[str, Any]) -> str:
+        return f" (pack {info['pack']}, task {info.get('pack_index')}/{info.get('pack_size')})" if info.get("pack") else ""
+
+    def _vanish_note(self, td: TaskDir, info: dict[str, Any]) -> str:
         alloc = read_json(td.root / ALLOCATION)
         if alloc and alloc.get("exit") is not None:
-            msg += f"; the task's worker exited with status {alloc['exit']}"
-        elif alloc:
-            msg += "; the task had started in it"
-        else:
-            msg += "; the task had not started in it"
-        pack_err = self.workdir / "packs" / str(info.get("pack", "")) / "job.err" if info.get("pack") else None
-        for label, path in (("stdout", td.stdout), ("stderr", td.stderr), ("allocation stderr", pack_err)):
-            text = tail(path, 5).strip() if path else ""
-            if text:
-                msg += f"\n  {label}: {text}"
-        return msg
+            return f"; the task's worker exited with status {alloc['exit']}"
+        if alloc:
+            return "; the task had started in it"
+        return "; the task had not started in it"
 
-    def _check(self) -> list[Event]:
-        live = self.sched.live(sorted({j for j, _ in self._tasks.values()}))
-        events = []
-        for name in list(self._tasks):
-            jid, td = self._tasks[name]
-            if td.result.exists() or td.error.exists():
-                del self._tasks[name]
-                info = td.job_info()
-                info["state"] = "finished"
-                td.save_job_info(info)
-                events.append(Event(name, "finished"))
-                continue
-            if jid in live:
-                continue
-            first = self._gone_since.setdefault(f"{name}@{jid}", time.time())
-            if time.time() - first <= 3.0:  # give the file system a moment
-                continue
-            del self._tasks[name]
-            info = td.job_info()
-            if (td.root / STOPPED).exists() and len(info.get("restarts", [])) < self.max_restarts:
-                self._note_stop(td, info)
-                self._pending.append((name, td, None))  # resume in a new allocation, not a loss
-                continue
-            events.append(Event(name, "lost", self._vanish_message(jid, td)))
-        if self._pending:
-            self._flush()
-        return events
+    def _vanish_tails(self, td: TaskDir, info: dict[str, Any]) -> list[tuple[str, Path | None]]:
+        pack_err = self.workdir / "packs" / str(info.get("pack", "")) / "job.err" if info.get("pack") else None
+        return super()._vanish_tails(td, info) + [("allocation stderr", pack_err)]
 
 
 # ----------------------------------------------------------------------------- launcher
