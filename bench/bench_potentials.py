@@ -62,7 +62,8 @@ def run_one(mlip: str, tables: list[str], model: str, workers: int, threads: int
             "strain_rows": [r.__dict__ for r in res.extra.get("strain_rows", [])],
         }
         s = entry["tables"][t]["score"] or {}
-        print(f"   {mlip:14s} {t}: {wall:7.1f} s, MAE {json.dumps(s.get('mae'), default=lambda v: round(v, 2))}, "
+        mae = {k: None if v is None else round(v, 2) for k, v in (s.get("mae") or {}).items()}
+        print(f"   {mlip:14s} {t}: {wall:7.1f} s, MAE {json.dumps(mae, ensure_ascii=False)}, "
               f"conclusions {sum(v is True for v in (s.get('conclusions') or {}).values())}/"
               f"{len(s.get('conclusions') or {})}", flush=True)
     return entry
