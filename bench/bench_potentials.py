@@ -69,6 +69,23 @@ def run_one(mlip: str, tables: list[str], model: str, workers: int, threads: int
     return entry
 
 
+def summary(name: str) -> str:
+    """A Markdown table of the results file ``name``: one row per potential and table."""
+    d = json.loads((RESULTS / f"{name}.json").read_text())["potentials"]
+    lines = ["| potential | table | MAE (kcal/mol; strain %) | conclusions as published | rows converged | wall (s) |",
+             "|---|---|---|---|---|---|"]
+    for mlip, e in d.items():
+        for t, r in e["tables"].items():
+            s = r.get("score") or {}
+            mae = "; ".join(f"{k} {v:.2f}" for k, v in (s.get("mae") or {}).items() if v is not None)
+            concl = s.get("conclusions") or {}
+            wrong = [k for k, v in concl.items() if v is False]
+            lines.append(f"| {mlip} | {t} | {mae} | {sum(v is True for v in concl.values())}/{len(concl)}"
+                         + (f" (not: {', '.join(wrong)})" if wrong else "") +
+                         f" | {s.get('rows_converged')}/{s.get('rows')} | {r['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mlip", nargs="+", default=list(ALL_MLIPS))
@@ -78,8 +95,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="")
     p.add_argument("--outdir", default=None)
+    p.add_argument("--summary", action="store_true", help="print the Markdown table of the results file and stop")
     a = p.parse_args(argv)
     name = f"potentials_{a.model}" + (f"_{a.tag}" if a.tag else "")
+    if a.summary:
+        print(summary(name))
+        return 0
     m = header(f"Offline potentials against Tables {', '.join(a.tables)} ({a.model} model)")
     base = Path(a.outdir or tempfile.mkdtemp(prefix="hetflow-bench-potentials-"))
     path = RESULTS / f"{name}.json"
