@@ -11,7 +11,7 @@ from hetflow.calculators import mlip_models
 def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
           partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None, prerelax=None,
           mlip="chgnet"):
-    from hetflow.workflows.recipes.common import RecipeOptions
+    from hetflow.recipes.common import RecipeOptions
 
     ex_opts = {}
     if executor == "local" and pack:
@@ -36,7 +36,7 @@ def _opts(level, method, quick, outdir, store, executor, workers, threads, refer
 def _model(size, partner_cells, registry_by):
     """The S1–S3 model of the trial-model options (validated here, before anything is built)."""
     from hetflow.errors import InputError
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.exchange_scan import ScanModel
 
     if size is not None and min(size) < 1:
         raise InputError(f"--size needs three integers ≥ 1, got {' '.join(map(str, size))}")
@@ -114,7 +114,7 @@ def register(app: click.Group) -> None:
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
         and checks the paper's qualitative conclusions.  Rerunning reuses every finished
         calculation from the store."""
-        from hetflow.workflows.recipes.reproduce import expand, reproduce
+        from hetflow.recipes.reproduce import expand, reproduce
 
         tabs = expand(tables)
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
@@ -142,8 +142,8 @@ def register(app: click.Group) -> None:
         Relaxes every symmetry-distinct configuration (or a random sample) of each composition
         and writes OUTDIR/free-energy.md, .csv and .png: ΔE min, Boltzmann ⟨ΔE⟩, ΔF(x) with its
         error and the ideal mixing term, and whether intermediate I/Cl ratios are stabilised."""
-        from hetflow.workflows.recipes.free_energy import FreeEnergyOptions, run_free_energy
-        from hetflow.workflows.recipes.free_energy_report import write_free_energy_report
+        from hetflow.recipes.free_energy import FreeEnergyOptions, run_free_energy
+        from hetflow.recipes.free_energy_report import write_free_energy_report
 
         opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
                      max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
@@ -173,8 +173,8 @@ def register(app: click.Group) -> None:
 
         from hetflow.analysis.energetics import markdown_table
         from hetflow.structures.phases import register_cif
-        from hetflow.workflows.recipes.report import write_csv
-        from hetflow.workflows.recipes.screen import DEFAULT_PAIRS, ScreenPair, screen
+        from hetflow.recipes.report import write_csv
+        from hetflow.recipes.screen import DEFAULT_PAIRS, ScreenPair, screen
 
         for c in cifs:
             register_cif(c)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from hetflow.errors import InputError
 from hetflow.structures.interface import epitaxial_match
 from hetflow.structures.phases import get_entry
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel, run_s1
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.exchange_scan import ScanModel, run_s1
 
 _PAIR = re.compile(r"^\s*([^/:]+)/([^/:]+):([A-Z][a-z]?)\s*$")
 
@@ -63,7 +63,7 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple
     pair's junction from the continuity score instead of GFN1-xTB probe energies."""
     from hetflow.structures.interface import choose_registry
 
-    from hetflow.workflows.recipes.report import band_edge_rows
+    from hetflow.recipes.report import band_edge_rows
 
     rows = []
     for pair in pairs:

@@ -9,11 +9,11 @@ from typing import Any, Sequence
 
 from hetflow import atomic
 from hetflow.analysis.energetics import markdown_table
-from hetflow.workflows.recipes.rows import display_rows
+from hetflow.recipes.rows import display_rows
 
 
 def write_csv(rows: Sequence[Any], path: Path) -> Path:
-    """``rows`` (typed rows of :mod:`~hetflow.workflows.recipes.rows` or dicts) as CSV, headers with units."""
+    """``rows`` (typed rows of :mod:`~hetflow.recipes.rows` or dicts) as CSV, headers with units."""
     rows = display_rows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = io.StringIO(newline="")
@@ -102,7 +102,7 @@ def plot_result(result, outdir: Path, note: str = "") -> list[Path]:
     out: list[Path] = []
     if result.table == "s1":
         # the normalisation that matches the paper's (the report's verdict says which tracks it)
-        from hetflow.workflows.recipes.exchange_scan import PAPER_NORMALISATION
+        from hetflow.recipes.exchange_scan import PAPER_NORMALISATION
 
         key = "series_cumulative" if PAPER_NORMALISATION == "cumulative" else "series"
         ser = result.extra[key]

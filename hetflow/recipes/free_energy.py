@@ -42,8 +42,8 @@ from hetflow.structures.exchange import S2_FRACTIONS, exchange_sites, halide_sit
     partner_halide_layers
 from hetflow.structures.symmetry import canonical_subset, distinct_subsets, site_permutations, symmetry_group
 from hetflow.workflows.graph import Workflow
-from hetflow.workflows.recipes.common import RecipeOptions, run_workflow
-from hetflow.workflows.recipes.exchange_scan import (
+from hetflow.recipes.common import RecipeOptions, run_workflow
+from hetflow.recipes.exchange_scan import (
     Gate,
     ScanModel,
     _base_tasks,
@@ -53,8 +53,8 @@ from hetflow.workflows.recipes.exchange_scan import (
     _ref_names,
     _reference,
 )
-from hetflow.workflows.recipes.result import ScanResult, finish_gate
-from hetflow.workflows.recipes.rows import col
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.rows import col
 
 __all__ = ["FreeEnergyOptions", "FreeEnergyRow", "Composition", "sample_compositions", "run_free_energy"]
 

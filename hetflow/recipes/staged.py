@@ -17,7 +17,7 @@ from ase import Atoms
 
 from hetflow.calculators.base import CalcSpec
 from hetflow.workflows.graph import Summary, Workflow
-from hetflow.workflows.recipes.common import RecipeOptions, run_workflow
+from hetflow.recipes.common import RecipeOptions, run_workflow
 
 TaskTuple = tuple[str, Atoms, CalcSpec]
 

@@ -1,6 +1,6 @@
 """Converged periodic (Γ-point) energies of bulk phases: α, γ, δ CsPbI3 and bulk PbCl2/PbI2.
 
-Per phase (one :class:`BulkConvergence` stage, run by :func:`~hetflow.workflows.recipes.staged.run_staged`):
+Per phase (one :class:`BulkConvergence` stage, run by :func:`~hetflow.recipes.staged.run_staged`):
 
 1. **relax** ions and cell (ASE ``FrechetCellFilter``) in the cheapest supercell whose
    periodic images are at least ``relax_length`` Å apart
@@ -31,8 +31,8 @@ from hetflow.analysis.bulk import Convergence, ConvergencePoint, convergence, la
 from hetflow.errors import InputError
 from hetflow.structures.phases import get_phase
 from hetflow.structures.supercells import SupercellChoice, build_supercell, perturb, supercell_series
-from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.staged import TaskTuple, run_staged
+from hetflow.recipes.common import RecipeOptions, make_spec
+from hetflow.recipes.staged import TaskTuple, run_staged
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ def bulk_mode(settings: BulkSettings, method: str) -> str:
 def run_bulk_table(opts: RecipeOptions, keys=("alpha", "alpha-cubic", "gamma", "delta", "PbCl2", "PbI2"),
                    settings: BulkSettings | None = None):
     """``hetflow reproduce bulk``: the bulk phases as a report (:class:`ScanResult`)."""
-    from hetflow.workflows.recipes.result import ScanResult
+    from hetflow.recipes.result import ScanResult
 
     settings = settings or (BulkSettings.quick() if opts.quick else BulkSettings())
     res, summary, complete = run_bulk(keys, opts, settings)

@@ -31,10 +31,10 @@ from ase import Atoms
 
 from hetflow.errors import HetflowError, InputError
 from hetflow.structures.zif import PHASE_NAMES, Reaction, perovskite_fragment, zif_fragment
-from hetflow.workflows.recipes.bulk import BulkConvergence, BulkSettings, bulk_stages
-from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.result import ScanResult, finish_gate
-from hetflow.workflows.recipes.staged import TaskTuple, run_staged
+from hetflow.recipes.bulk import BulkConvergence, BulkSettings, bulk_stages
+from hetflow.recipes.common import RecipeOptions, make_spec
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.staged import TaskTuple, run_staged
 
 PHASES = ("alpha", "delta")
 
@@ -163,7 +163,7 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
     candidate list, geometry of the best products, pictures and Markdown sections."""
     from hetflow.analysis.energetics import markdown_table, zif_reaction_energy
     from hetflow.analysis.zif import geometry_rows, render_product
-    from hetflow.workflows.recipes.bulk import bulk_rows, convergence_markdown
+    from hetflow.recipes.bulk import bulk_rows, convergence_markdown
 
     opts = opts or RecipeOptions()
     model = model or (ZifModel.quick() if opts.quick else ZifModel())
@@ -282,7 +282,7 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
         sections.append("## Geometry of the best products (beside EXAFS)\n\n"
                         + markdown_table(geometry_rows(best_atoms), digits=3)
                         + "\n\n" + "\n".join(f"![{ph}]({p.name})" for ph, p in zip(best_atoms, plots)))
-    from hetflow.workflows.recipes.bulk import bulk_mode
+    from hetflow.recipes.bulk import bulk_mode
 
     extra = {
         "mode": (f"bulk: {bulk_mode(bulk['alpha'].s, opts.method)}; clusters: fragments and products relaxed in vacuum "

@@ -25,7 +25,7 @@ Pb4S3Br2 and CsPbCl3 2.4 % above experiment.
 The result ships as package data (``hetflow/structures/phases/data/Pb4S3Cl2.cif``) and is what
 ``get_phase("Pb4S3Cl2")`` returns.  Rerun with::
 
-    python -m hetflow.workflows.recipes.derive_phase -o hetflow/structures/phases/data/Pb4S3Cl2.cif
+    python -m hetflow.recipes.derive_phase -o hetflow/structures/phases/data/Pb4S3Cl2.cif
 
 Lengths in Å, energies in eV.
 """
@@ -188,7 +188,7 @@ def write_phase_cif(atoms: Atoms, path: str | Path, report: dict[str, Any]) -> P
 
     path = Path(path)
     text = str(CifWriter(AseAtomsAdaptor.get_structure(atoms), symprec=0.01))
-    header = "# hetflow derived phase (hetflow.workflows.recipes.derive_phase)\n" + "".join(
+    header = "# hetflow derived phase (hetflow.recipes.derive_phase)\n" + "".join(
         f"# {k}: {json.dumps(v)}\n" for k, v in report.items())
     return write_atomic(path, header + text)
 

@@ -167,7 +167,7 @@ def add_references(wf: Workflow, opts: RecipeOptions, halides: tuple[str, ...]) 
 
     Molecules are relaxed in vacuum with the model's method (tight: fmax 0.01 eV/Å).  The bulk
     reference is not a task of the scan: it is the relaxed, Γ-point-converged bulk PbX2 of
-    :func:`hetflow.workflows.recipes.bulk.converged_bulk_reference` (its own workflow)."""
+    :func:`hetflow.recipes.bulk.converged_bulk_reference` (its own workflow)."""
     names: dict[str, str] = {}
     if opts.reference == "bulk":
         return names

@@ -43,9 +43,9 @@ from hetflow.structures.interface import build_heterostructure
 from hetflow.structures.nanocrystal import cut_nanocrystal
 from hetflow.structures.reference_nc import exchanged_reference_sites, matching_reference_nc
 from hetflow.workflows.graph import Workflow
-from hetflow.workflows.recipes.result import ScanResult, finish_gate
-from hetflow.workflows.recipes.rows import S1Row, S2Row, S3Row, StrainRow
-from hetflow.workflows.recipes.common import (
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.rows import S1Row, S2Row, S3Row, StrainRow
+from hetflow.recipes.common import (
     RecipeOptions,
     add_references,
     make_spec,
@@ -222,10 +222,10 @@ def _ref_names(hs: Atoms, model: ScanModel, opts: RecipeOptions) -> list[str]:
 def _reference(results, hs: Atoms, model: ScanModel, opts: RecipeOptions):
     """(Reference or None while unfinished, whether it converged).  Molecules: the relaxed PbX2
     molecules of this workflow.  Bulk: relaxed (ions + cell), Γ-point-converged supercells of
-    bulk PbX2 (:func:`hetflow.workflows.recipes.bulk.converged_bulk_reference`)."""
+    bulk PbX2 (:func:`hetflow.recipes.bulk.converged_bulk_reference`)."""
     halides = (hs.info["halide"], model.target)
     if opts.reference == "bulk":
-        from hetflow.workflows.recipes.bulk import converged_bulk_reference
+        from hetflow.recipes.bulk import converged_bulk_reference
 
         ref, out = converged_bulk_reference(opts, halides)
         return ref, ref is not None and all(v is not None and v.converged for v in out.values())
