@@ -46,6 +46,7 @@ from hetflow.atomic import write_atomic
 from hetflow.calculators.base import CalcSpec
 from hetflow.errors import StructureError
 from hetflow.structures.phases import get_phase
+from hetflow.calculators.run import run_calculation
 
 __all__ = ["derive_chalcohalide", "shortest_pair", "write_phase_cif"]
 
@@ -124,8 +125,6 @@ def _relax_cell_mlip(atoms: Atoms, fmax: float, max_steps: int, threads: int | N
 def _relax_ions_xtb(atoms: Atoms, method: str, supercell: tuple[int, int, int], fmax: float, max_steps: int,
                     threads: int | None, workdir: str | Path | None) -> tuple[Atoms, dict]:
     """Ions only, cell fixed, periodic xTB (tblite, Γ point) on ``supercell``; symmetrised back."""
-    from hetflow.calculators.run import run_calculation
-
     settings: dict[str, Any] = {} if threads is None else {"threads": int(threads)}
     spec = CalcSpec(method=method, periodic=True, task="relax", fmax=fmax, max_steps=max_steps,
                     optimizer="LBFGS", settings=settings)

@@ -12,6 +12,8 @@ from hetflow.recipes.common import level_name
 from hetflow.recipes.exchange_scan import STRAIN_DEFINITION, ScanModel, ScanResult, run_s1, run_s2, run_s3
 from hetflow.recipes.rows import display_rows
 from hetflow.recipes.scores import score_markdown, score_table
+from hetflow.recipes.zif import run_zif
+from hetflow.recipes.bulk import run_bulk_table
 from hetflow.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
@@ -33,12 +35,8 @@ TITLES = {
 
 def _runner(table: str) -> Callable:
     if table == "zif":
-        from hetflow.recipes.zif import run_zif
-
         return lambda model, opts: run_zif(opts)
     if table == "bulk":
-        from hetflow.recipes.bulk import run_bulk_table
-
         return lambda model, opts: run_bulk_table(opts)
     return {"s1": run_s1, "s2": run_s2, "s3": run_s3}[table]
 

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 
 from hetflow.errors import InputError
-from hetflow.structures.interface import epitaxial_match
+from hetflow.structures.interface import choose_registry, epitaxial_match
 from hetflow.structures.phases import get_entry
 from hetflow.recipes.common import RecipeOptions
 from hetflow.recipes.exchange_scan import ScanModel, run_s1
+from hetflow.recipes.report import band_edge_rows
 
 _PAIR = re.compile(r"^\s*([^/:]+)/([^/:]+):([A-Z][a-z]?)\s*$")
 
@@ -61,10 +62,6 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple
 
     ``size``/``partner_cells`` override the recipe's model; ``geometric_registry`` takes each
     pair's junction from the continuity score instead of GFN1-xTB probe energies."""
-    from hetflow.structures.interface import choose_registry
-
-    from hetflow.recipes.report import band_edge_rows
-
     rows = []
     for pair in pairs:
         match = epitaxial_match(pair.perovskite, pair.partner)
