@@ -28,13 +28,19 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.analysis.bulk import Convergence, ConvergencePoint, convergence, lattice_summary, octahedral_tilts
-from hetflow.errors import InputError
-from hetflow.structures.phases import get_phase
-from hetflow.structures.supercells import SupercellChoice, build_supercell, min_image_distance, perturb, supercell_series
-from hetflow.recipes.common import RecipeOptions, make_spec
-from hetflow.recipes.staged import TaskTuple, run_staged
 from hetflow.analysis.energetics import Reference, formula_units, markdown_table
+from hetflow.errors import InputError
+from hetflow.recipes.common import RecipeOptions, make_spec
 from hetflow.recipes.result import ScanResult
+from hetflow.recipes.staged import TaskTuple, run_staged
+from hetflow.structures.phases import get_phase
+from hetflow.structures.supercells import (
+    SupercellChoice,
+    build_supercell,
+    min_image_distance,
+    perturb,
+    supercell_series,
+)
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,9 @@ from ase import Atoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators.base import CalcSpec
+from hetflow.calculators.run import run_calculation
 from hetflow.errors import StructureError
 from hetflow.structures.phases import get_phase
-from hetflow.calculators.run import run_calculation
 
 __all__ = ["derive_chalcohalide", "shortest_pair", "write_phase_cif"]
 

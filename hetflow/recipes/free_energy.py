@@ -37,17 +37,17 @@ from ase import Atoms
 from hetflow.analysis.energetics import exchange_energies_against
 from hetflow.analysis.thermo import K_B, bootstrap_free_energy, ensemble, log_binomial, mixing_curve
 from hetflow.analysis.units import from_ev
+from hetflow.recipes.common import RecipeOptions, run_workflow
+from hetflow.recipes.gate import Gate
+from hetflow.recipes.options import FreeEnergyOptions
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.rows import col
+from hetflow.recipes.scan_model import ScanModel, model_line
+from hetflow.recipes.scan_tasks import base_tasks, chain, config_task, ref_names, reference
 from hetflow.structures.exchange import S2_FRACTIONS, exchange_sites, halide_sites, layer_series, model_d, \
     partner_halide_layers
 from hetflow.structures.symmetry import canonical_subset, distinct_subsets, site_permutations, symmetry_group
 from hetflow.workflows.graph import Workflow
-from hetflow.recipes.common import RecipeOptions, run_workflow
-from hetflow.recipes.options import FreeEnergyOptions
-from hetflow.recipes.gate import Gate
-from hetflow.recipes.scan_model import ScanModel, model_line
-from hetflow.recipes.scan_tasks import base_tasks, chain, config_task, ref_names, reference
-from hetflow.recipes.result import ScanResult, finish_gate
-from hetflow.recipes.rows import col
 
 __all__ = ["FreeEnergyOptions", "FreeEnergyRow", "Composition", "sample_compositions", "run_free_energy"]
 

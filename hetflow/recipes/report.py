@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hetflow import atomic
-from hetflow.analysis.energetics import markdown_table
 from hetflow.analysis import plotting
+from hetflow.analysis.energetics import markdown_table
 from hetflow.analysis.plotting import PlotMeta
 from hetflow.analysis.projections import band_edges, domain_fractions
 from hetflow.analysis.published import TABLE_S2, s1_series
+from hetflow.calculators import registry as backends
 from hetflow.recipes.exchange_scan import PAPER_NORMALISATION
 from hetflow.recipes.rows import display_rows
 
@@ -55,7 +56,7 @@ def plot_meta(result, note: str = ""):
     """What the table's plots show (:class:`~hetflow.analysis.plotting.PlotMeta`): the model
     line, the level of theory of its calculations, which of them did not converge."""
     specs = [getattr(r, "spec", None) for r in result.results.values()]
-    levels = sorted({f"{s.method} ({'CP2K' if s.backend == 'cp2k' else s.backend})" for s in specs if s is not None})
+    levels = sorted({f"{s.method} ({backends.backend(s.backend).label})" for s in specs if s is not None})
     bad = list(result.extra.get("unconverged") or [])
     return PlotMeta(model=str(result.extra.get("model", "")), level=", ".join(levels),
                     converged=None if "unconverged" not in result.extra else not bad, unconverged=bad,

@@ -29,12 +29,24 @@ from typing import Any
 
 from ase import Atoms
 
+from hetflow.analysis.energetics import markdown_table, zif_reaction_energy
+from hetflow.analysis.plotting import plot_bars
+from hetflow.analysis.units import from_ev
+from hetflow.analysis.zif import geometry_rows, render_product
 from hetflow.errors import HetflowError, InputError
-from hetflow.structures.zif import PHASE_NAMES, Reaction, pb_coordination, perovskite_fragment, zif_fragment
-from hetflow.recipes.bulk import BulkConvergence, BulkSettings, bulk_mode, bulk_rows, bulk_stages, convergence_markdown
+from hetflow.recipes.bulk import (
+    BulkConvergence,
+    BulkSettings,
+    bulk_mode,
+    bulk_rows,
+    bulk_stages,
+    convergence_markdown,
+)
 from hetflow.recipes.common import RecipeOptions, make_spec
 from hetflow.recipes.result import ScanResult, finish_gate
 from hetflow.recipes.staged import TaskTuple, run_staged
+from hetflow.structures.zif import PHASE_NAMES, Reaction, pb_coordination, perovskite_fragment, zif_fragment
+from hetflow.structures.zif_products import interface_candidates
 
 PHASES = ("alpha", "delta")
 
@@ -78,11 +90,6 @@ def _with_positions(template: Atoms, stored: Any) -> Atoms:
     out = template.copy()
     out.positions = stored.atoms.positions
     return out
-from hetflow.analysis.plotting import plot_bars
-from hetflow.analysis.zif import geometry_rows, render_product
-from hetflow.analysis.energetics import markdown_table, zif_reaction_energy
-from hetflow.analysis.units import from_ev
-from hetflow.structures.zif_products import interface_candidates
 
 
 class FragmentsAndProducts:

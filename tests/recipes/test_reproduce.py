@@ -212,11 +212,11 @@ def test_screen_ranks_a_new_pair(tmp_path):
                   partner_cells=1, geometric_registry=True)
     assert len(rows) == 1
     row = rows[0]
-    assert row["exchange"] == "Br→I" and row["rank"] == 1
+    assert row.exchange == "Br→I" and row.rank == 1
     # capped relaxations: ranked, but no exchange energy is claimed
-    assert row["status"] == "not converged" and row["ΔE N=1 bottom (kcal/mol)"] is None
+    assert row.status == "not converged" and row.de_n1_bottom_kcal is None
     # a(CsPbBr3) = 5.874 Å against the Pb4S3Br2 perovskite-equivalent (8.2026 + 8.1699)/2/√2 = 5.789 Å
-    assert row["mismatch (%)"] == pytest.approx((5.874 - 5.7888) / 5.874 * 100, abs=0.01)
+    assert row.mismatch_pct == pytest.approx((5.874 - 5.7888) / 5.874 * 100, abs=0.01)
 
 
 def test_screen_pair_syntax_errors():
