@@ -52,11 +52,12 @@ def _click_options(*classes: type) -> list[Callable]:
 
 
 def _values(cls: type, given: dict[str, Any]) -> dict[str, Any]:
-    """The fields of ``cls`` among the command's parameters; a repeatable option that was not given
-    is left out (the dataclass default applies)."""
+    """The command-line fields of ``cls`` (those with ``cli`` metadata) among the command's
+    parameters; a repeatable option that was not given is left out (the dataclass default applies)."""
     out = {}
     for f in fields(cls):
-        if f.name in given and not ((f.metadata.get("cli") or {}).get("multiple") and not given[f.name]):
+        cli = f.metadata.get("cli")
+        if cli is not None and f.name in given and not (cli.get("multiple") and not given[f.name]):
             out[f.name] = given[f.name]
     return out
 
