@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     from hetflow.workflows._engine import Engine
     from hetflow.workflows.executors import LocalExecutor
     from hetflow.workflows.graph import CalcTask, Workflow
-    from hetflow.workflows.recipes.common import RecipeOptions
-    from hetflow.workflows.recipes.exchange_scan import ScanModel, s1_workflow
+    from hetflow.recipes.common import RecipeOptions
+    from hetflow.recipes.exchange_scan import ScanModel, s1_workflow
     from hetflow.workflows.store import ResultStore
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

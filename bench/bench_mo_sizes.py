@@ -103,8 +103,8 @@ def part_cli(tmp: Path, env: dict) -> dict:
 def _quick_s1_workflow(n_configs: int):
     from hetflow.structures.exchange import layer_series
     from hetflow.workflows.graph import Workflow
-    from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.common import RecipeOptions, make_spec
+    from hetflow.recipes.exchange_scan import ScanModel
 
     opts = RecipeOptions(quick=True)
     hs = ScanModel().build("s1", quick=True)

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         atoms = cut_nanocrystal("CsPbCl3", size=(2, 2, 2), charge=0)
         source = "cut_nanocrystal('CsPbCl3', size=(2, 2, 2), charge=0)"
     elif a.faithful:
-        from hetflow.workflows.recipes.exchange_scan import ScanModel
+        from hetflow.recipes.exchange_scan import ScanModel
 
         atoms = ScanModel().build("s1", True)
         source = "ScanModel().build('s1', quick=True): " + atoms.get_chemical_formula(mode="hill")

@@ -7,7 +7,7 @@ needs the full model for whole planes) in a fresh output folder and store, every
 converged (the recipes' gate), and records per table:
 
 * MAE against the published column in the normalisation that matches (S1 cumulative, S2 stepwise,
-  S3 ΔE − ΔE(random); strain %) — :mod:`hetflow.workflows.recipes.scores`;
+  S3 ΔE − ΔE(random); strain %) — :mod:`hetflow.recipes.scores`;
 * the paper's conclusions (S1: interface − bottom > 0 for N = 1…5; S2: first step most favourable,
   first step relieves strain; S3: ordered below random, PbI2 ⊥ lowest; strain 5c < 5a < 5b);
 * wall time (s) and force calls of the table's relaxations.
@@ -33,16 +33,16 @@ ALL_MLIPS = ("chgnet", "chgnet-0.2.0", "chgnet-r2scan", "7net-0", "7net-l3i5", "
 
 
 def _calls(r) -> int:
-    from hetflow.workflows.recipes.exchange_scan import relaxation_record
+    from hetflow.recipes.exchange_scan import relaxation_record
 
     return sum(int(relaxation_record(v)["force_calls"] or 0) for v in r.results.values()
                if getattr(getattr(v, "spec", None), "task", "") == "relax")
 
 
 def run_one(mlip: str, tables: list[str], model: str, workers: int, threads: int, out: Path) -> dict:
-    from hetflow.workflows.recipes.common import RecipeOptions
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
-    from hetflow.workflows.recipes.reproduce import reproduce
+    from hetflow.recipes.common import RecipeOptions
+    from hetflow.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.reproduce import reproduce
 
     opts = RecipeOptions(level="mlip", mlip=mlip, quick=model == "quick", outdir=out, progress=False,
                          executor_options={"workers": workers, "threads": threads})

@@ -31,15 +31,15 @@ from _common import header, machine, save
 
 
 def _calls(results: dict, names: list[str]) -> tuple[int, list[dict]]:
-    from hetflow.workflows.recipes.exchange_scan import relaxation_record
+    from hetflow.recipes.exchange_scan import relaxation_record
 
     rows = [{"task": n, **relaxation_record(results[n])} for n in names]
     return sum(int(r["force_calls"] or 0) for r in rows), rows
 
 
 def main(argv=None) -> int:
-    from hetflow.workflows.recipes.common import RecipeOptions
-    from hetflow.workflows.recipes.exchange_scan import ScanModel, run_s1
+    from hetflow.recipes.common import RecipeOptions
+    from hetflow.recipes.exchange_scan import ScanModel, run_s1
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help="the full model (3×3×5, fmax 0.05) instead of --quick")

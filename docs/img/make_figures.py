@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parents[1]))
 from hetflow.analysis.plotting import PlotMeta, level_model, plot_level_diagram  # noqa: E402
 from hetflow.calculators import CalcSpec, run_calculation  # noqa: E402
 from hetflow.structures.exchange import interfacial_series  # noqa: E402
-from hetflow.workflows.recipes.exchange_scan import ScanModel  # noqa: E402
+from hetflow.recipes.exchange_scan import ScanModel  # noqa: E402
 
 
 def main() -> int:

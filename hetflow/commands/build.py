@@ -7,12 +7,14 @@ from pathlib import Path
 import click
 import numpy as np
 
+from hetflow.analysis.pictures import render_model
 from hetflow.errors import InputError
+from hetflow.workflows.registry import energy_relaxer, energy_scorer
 
 
 def summary_lines(atoms) -> list[str]:
     """One-screen summary of a built model: formula, atoms per domain, layers, charge, mismatch."""
-    from hetflow.structures.charge import formal_charge
+    from hetflow.structures.charge import formal_charge  # lazy: ase.neighborlist → scipy, ≈ 0.25 s at CLI start
 
     lines = [f"formula      {atoms.get_chemical_formula(mode='hill')}  ({len(atoms)} atoms)",
              f"charge       {formal_charge(atoms):+d} (formal: Cs+1 Pb+2 X-1 S-2)"]
@@ -68,7 +70,7 @@ def summary_lines(atoms) -> list[str]:
 
 
 def _write_outputs(atoms, output: str) -> list[Path]:
-    from hetflow.structures.io import write_structure
+    from hetflow.structures.io import write_structure  # lazy: ase.io → scipy, ≈ 0.3 s at CLI start
 
     out = Path(output)
     written = [write_structure(atoms, out)]
@@ -90,13 +92,11 @@ def register(app: click.Group) -> None:
     @click.option("-o", "--output", default="nc.extxyz", show_default=True)
     def build_nc(phase: str, size: tuple[int, int, int], charge: int, png: bool, output: str) -> None:
         """A charge-neutral, CsX-terminated perovskite nanocrystal."""
-        from hetflow.structures.nanocrystal import cut_nanocrystal
+        from hetflow.structures.nanocrystal import cut_nanocrystal  # lazy: ase.neighborlist → scipy, ≈ 0.25 s at CLI start
 
         atoms = cut_nanocrystal(phase, size, charge=charge)
         written = _write_outputs(atoms, output)
         if png:
-            from hetflow.analysis.pictures import render_model
-
             written.append(render_model(atoms, Path(output).with_suffix(".png")))
         for p in written:
             click.echo(f"wrote {p}")
@@ -127,12 +127,11 @@ def register(app: click.Group) -> None:
     def build_hs(perovskite, partner, size, partner_cells, strain_to, registry_mode, rigid_junction, slab, inplane,
                  vacuum, png, paper_scale, output) -> None:
         """A perovskite/chalcohalide NC heterostructure (or periodic slab) with domain/layer/role labels."""
+        # lazy: the builders load scipy (ase.neighborlist), ≈ 0.3 s at CLI start
         from hetflow.structures.interface import build_heterostructure, build_slab, epitaxial_match, paper_scale_model
 
         scorer = relaxer = None
         if registry_mode == "energy":
-            from hetflow.workflows.registry import energy_scorer, energy_relaxer
-
             def say(msg: str) -> None:
                 click.echo(msg, err=True)
 
@@ -149,8 +148,6 @@ def register(app: click.Group) -> None:
                                           strain_to=strain_to, vacuum=vacuum, scorer=scorer, relaxer=relaxer)
         written = _write_outputs(atoms, output)
         if png:
-            from hetflow.analysis.pictures import render_model
-
             written.append(render_model(atoms, Path(output).with_suffix(".png")))
         for p in written:
             click.echo(f"wrote {p}")

@@ -6,6 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hetflow.structures.phases import list_phases, register_cif
+
 
 def register(app: click.Group) -> None:
     @app.command("phases")
@@ -14,8 +16,6 @@ def register(app: click.Group) -> None:
     def phases(cifs: tuple[str, ...], as_json: bool) -> None:
         """List registered phases: formula, space group, lattice (Å, °) and citation
     (details and sources: docs/PHASES.md)."""
-        from hetflow.structures.phases import list_phases, register_cif
-
         for c in cifs:
             register_cif(c)
         rows = []

@@ -2,41 +2,76 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, Callable
+
 import click
 
+from hetflow.analysis.energetics import markdown_table
 from hetflow.atomic import write_atomic
-from hetflow.calculators import mlip_models
+from hetflow.errors import InputError
+from hetflow.recipes.options import ExecutorOptions, FreeEnergyOptions, RecipeOptions
+from hetflow.recipes.rows import display_rows
+from hetflow.structures.phases import register_cif
+
+# The recipes themselves (hetflow.recipes.reproduce, .free_energy, .screen, .scan_model …) are imported
+# inside the commands: they load the engine and the structures layer (ase.io, scipy) and matplotlib,
+# ≈ 0.8 s that every `hetflow` call would pay at start-up.  Their options (hetflow.recipes.options)
+# are light and imported here.
 
 
-def _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax, max_steps,
-          partition=None, account=None, walltime=None, optimizer="FIRE", wait=False, pack=None, prerelax=None,
-          mlip="chgnet"):
-    from hetflow.workflows.recipes.common import RecipeOptions
+def _click_options(*classes: type) -> list[Callable]:
+    """The click options of the dataclass fields of ``classes`` that carry ``cli`` metadata
+    (:func:`hetflow.recipes.options.option`): name, choices, type, default and help written once,
+    in the dataclass."""
+    out = []
+    for cls in classes:
+        for f in fields(cls):
+            cli = f.metadata.get("cli")
+            if cli is None:
+                continue
+            decls = cli.get("flags") or (f"--{f.name.replace('_', '-')}",)
+            default = None if f.default is MISSING else f.default
+            kw: dict[str, Any] = {"help": f.metadata.get("help")}
+            if "choices" in cli:
+                kw["type"] = click.Choice(list(cli["choices"]), case_sensitive=cli.get("case_sensitive", True))
+            elif cli.get("type") == "path":
+                kw["type"] = click.Path()
+            elif "type" in cli:
+                kw["type"] = cli["type"]
+            if cli.get("multiple"):
+                kw["multiple"] = True  # not given: the dataclass default
+            elif isinstance(default, bool) and "/" not in decls[0]:
+                kw["is_flag"] = True
+            else:
+                kw["default"] = str(default) if isinstance(default, Path) else default
+                kw["show_default"] = default is not None and not isinstance(default, bool)
+            out.append(click.option(*decls, **kw))
+    return out
 
-    ex_opts = {}
-    if executor == "local" and pack:
-        from hetflow.errors import InputError
 
-        raise InputError("--pack needs a scheduler: --executor slurm|pbs|lsf")
-    if executor == "local":
-        if workers:
-            ex_opts["workers"] = workers
-        if threads:
-            ex_opts["threads"] = threads
-    else:
-        ex_opts = {k: v for k, v in (("partition", partition), ("account", account), ("walltime", walltime),
-                                     ("threads", threads)) if v}
-        ex_opts["detached"] = not wait
-        ex_opts["pack"] = pack or 1  # packing executor: also chains warm starts behind their parents
-    return RecipeOptions(level=level, method=method, quick=quick, outdir=outdir, store=store, executor=executor,
-                         executor_options=ex_opts, reference=reference, seed=seed, fmax=fmax, max_steps=max_steps,
-                         optimizer=optimizer, prerelax=prerelax, mlip=mlip)
+def _values(cls: type, given: dict[str, Any]) -> dict[str, Any]:
+    """The command-line fields of ``cls`` (those with ``cli`` metadata) among the command's
+    parameters; a repeatable option that was not given is left out (the dataclass default applies)."""
+    out = {}
+    for f in fields(cls):
+        cli = f.metadata.get("cli")
+        if cli is not None and f.name in given and not (cli.get("multiple") and not given[f.name]):
+            out[f.name] = given[f.name]
+    return out
+
+
+def _opts(given: dict[str, Any]) -> RecipeOptions:
+    """The :class:`RecipeOptions` of the shared options (executor options for the chosen executor)."""
+    ex = ExecutorOptions(**_values(ExecutorOptions, given))
+    return RecipeOptions(**_values(RecipeOptions, given), executor_options=ex.for_executor(given["executor"]))
 
 
 def _model(size, partner_cells, registry_by):
     """The S1–S3 model of the trial-model options (validated here, before anything is built)."""
-    from hetflow.errors import InputError
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.scan_model import ScanModel  # lazy: the structures layer (scipy), see above
+    from hetflow.structures.interface import choose_registry
 
     if size is not None and min(size) < 1:
         raise InputError(f"--size needs three integers ≥ 1, got {' '.join(map(str, size))}")
@@ -44,53 +79,24 @@ def _model(size, partner_cells, registry_by):
         raise InputError(f"--partner-cells must be ≥ 1, got {partner_cells}")
     model = ScanModel(size=tuple(size) if size else None, partner_cells=partner_cells)
     if registry_by == "continuity":
-        from hetflow.structures.interface import choose_registry
-
         reg, evaluated = choose_registry(model.perovskite, model.partner)
         model.registry = {**reg.to_dict(), "candidates": [r.to_dict() for r in evaluated]}
     return model
 
 
-def _common(f):
-    opts = [
-        click.option("--level", type=click.Choice(["xtb", "pbe", "mlip"]), default="xtb", show_default=True,
-                     help="xtb: tblite locally; pbe: CP2K paper preset (submit to a scheduler); mlip: a PBE-trained "
-                          "machine-learned potential (--mlip), a screening level."),
-        click.option("--mlip", type=click.Choice(mlip_models.choices(), case_sensitive=False),
-                     default=mlip_models.DEFAULT_MLIP, show_default=True,
-                     help="Potential of --level mlip (weights inside the wheels, no network): chgnet = "
-                          "CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head."),
-        click.option("--prerelax", type=click.Choice(["chgnet", "sevennet"]), default=None,
-                     help="Relax every structure with this potential first; the table's energies stay the "
-                          "target level's own."),
-        click.option("--method", default="GFN1-xTB", show_default=True, help="xTB method for --level xtb."),
-        click.option("--quick", is_flag=True, help="Smaller faithful models and fmax 0.1 eV/Å (still converged)."),
-        click.option("-o", "--outdir", default="hetflow-reproduce", show_default=True, type=click.Path()),
-        click.option("--store", default=None, help="Result store: SQLite path or postgresql:// URL (default OUTDIR/results.db)."),
-        click.option("--executor", type=click.Choice(["local", "slurm", "pbs", "lsf"]), default="local", show_default=True),
-        click.option("--workers", type=int, default=None, help="Local executor: worker processes."),
-        click.option("--threads", type=int, default=None, help="Threads per worker / job."),
-        click.option("--partition", default=None), click.option("--account", default=None),
-        click.option("--walltime", default=None, help="Scheduler walltime, e.g. 04:00:00."),
-        click.option("--pack", type=int, default=None,
-                     help="With a scheduler: tasks per batch allocation (warm-started chains are submitted "
-                          "behind their parents' jobs, so they proceed with the controller detached)."),
-        click.option("--wait/--detach", default=False,
-                     help="With a scheduler: stay attached until every job ended (default: submit what is "
-                          "ready and return; run again to collect and submit the next steps)."),
-        click.option("--reference", type=click.Choice(["molecule", "bulk"]), default="molecule", show_default=True,
-                     help="PbX2 reference: relaxed molecules in vacuum or bulk per formula unit."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--fmax", type=float, default=None,
-                     help="Relaxation and gate threshold, eV/Å (default 0.05; quick 0.1)."),
-        click.option("--max-steps", type=int, default=None,
-                     help="Safety net on optimiser steps per relaxation (default 3000); reaching it = not converged."),
-        click.option("--optimizer", type=click.Choice(["FIRE", "LBFGS", "BFGS", "PreconLBFGS", "Sella"]), default="FIRE",
-                     show_default=True, help="ASE optimiser of the relaxations."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+def _decorate(*options: Callable) -> Callable:
+    def deco(f):
+        for o in reversed(options):
+            f = o(f)
+        return f
+
+    return deco
+
+
+#: the options every recipe command shares: the fields of RecipeOptions and ExecutorOptions
+_common = _decorate(*_click_options(RecipeOptions, ExecutorOptions))
+#: the free-energy recipe's own options: the fields of FreeEnergyOptions
+_free_energy = _decorate(*_click_options(FreeEnergyOptions))
 
 
 def register(app: click.Group) -> None:
@@ -106,49 +112,37 @@ def register(app: click.Group) -> None:
                   show_default=True,
                   help="Junction: lowest GFN1-xTB probe energy (cached) or the geometric continuity score "
                        "(no calculation).")
-    def reproduce_cmd(tables, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                      walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip,
-                      size, partner_cells, registry_by):
+    def reproduce_cmd(tables, size, partner_cells, registry_by, **common):
         """Reproduce Tables S1–S3 and the ZIF study: TABLES = s1 s2 s3 zif | all.
 
         Writes OUTDIR/<table>.md, .csv and .png with hetflow's numbers beside the published ones,
         and checks the paper's qualitative conclusions.  Rerunning reuses every finished
         calculation from the store."""
-        from hetflow.workflows.recipes.reproduce import expand, reproduce
+        from hetflow.recipes.reproduce import expand, reproduce  # lazy: see the top of the module
 
         tabs = expand(tables)
-        opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
+        opts = _opts(common)
         reproduce(tabs, opts, model=_model(size, partner_cells, registry_by), echo=click.echo)
 
     @app.command("free-energy")
     @_common
-    @click.option("--samples", type=int, default=24, show_default=True,
-                  help="Random configurations drawn per composition when there are too many to relax all.")
-    @click.option("--exact-max", type=int, default=40, show_default=True,
-                  help="Relax every symmetry-distinct configuration when there are at most this many.")
-    @click.option("--temperature", "temperatures", type=float, multiple=True,
-                  help="Temperature, K (repeatable; default 300; the first is the report's main one).")
+    @_free_energy
     @click.option("--size", type=int, nargs=3, default=None, metavar="N1 N2 N3",
                   help="Trial model: perovskite octahedra (default: the S2 model, 2 2 5 quick / 3 3 5).")
     @click.option("--partner-cells", type=int, default=None, help="Trial model: Pb4S3Cl2 b/2 blocks (default 2).")
     @click.option("--registry", "registry_by", type=click.Choice(["energy", "continuity"]), default="energy",
                   show_default=True, help="Junction: GFN1-xTB probe energies (shipped) or the geometric score.")
-    def free_energy_cmd(level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                        walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip,
-                        samples, exact_max, temperatures, size, partner_cells, registry_by):
+    def free_energy_cmd(size, partner_cells, registry_by, **common):
         """Beyond the paper: configurational free energy of Cl→I exchange in Table S2's sites.
 
         Relaxes every symmetry-distinct configuration (or a random sample) of each composition
         and writes OUTDIR/free-energy.md, .csv and .png: ΔE min, Boltzmann ⟨ΔE⟩, ΔF(x) with its
         error and the ideal mixing term, and whether intermediate I/Cl ratios are stabilised."""
-        from hetflow.workflows.recipes.free_energy import FreeEnergyOptions, run_free_energy
-        from hetflow.workflows.recipes.free_energy_report import write_free_energy_report
+        from hetflow.recipes.free_energy import run_free_energy  # lazy: see the top of the module
+        from hetflow.recipes.free_energy_report import write_free_energy_report
 
-        opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
-        fo = FreeEnergyOptions(samples=samples, exact_max=exact_max, seed=seed,
-                               temperatures=tuple(temperatures) or (300.0,))
+        opts = _opts(common)
+        fo = FreeEnergyOptions(**_values(FreeEnergyOptions, common), seed=opts.seed)
         r = run_free_energy(_model(size, partner_cells, registry_by), opts, fo)
         click.echo(f"free-energy: {r.summary}")
         if not r.complete:
@@ -164,27 +158,21 @@ def register(app: click.Group) -> None:
                   help="PEROVSKITE/PARTNER:HALIDE (repeatable), e.g. CsPbBr3/Pb4S3Br2:I. Default: three pairs.")
     @click.option("--cif", "cifs", multiple=True, type=click.Path(), help="Register a CIF phase first (repeatable).")
     @_common
-    def screen_cmd(pairs, cifs, level, method, quick, outdir, store, executor, workers, threads, partition, account,
-                   walltime, pack, wait, reference, seed, fmax, max_steps, optimizer, prerelax, mlip):
+    def screen_cmd(pairs, cifs, **common):
         """Rank interfaces: epitaxial match, S1 exchange scan, interfacial strain, band-edge localisation.
 
         Writes OUTDIR/screen.md and screen.csv."""
-        from pathlib import Path
-
-        from hetflow.analysis.energetics import markdown_table
-        from hetflow.structures.phases import register_cif
-        from hetflow.workflows.recipes.report import write_csv
-        from hetflow.workflows.recipes.screen import DEFAULT_PAIRS, ScreenPair, screen
+        from hetflow.recipes.report import write_csv  # lazy: see the top of the module
+        from hetflow.recipes.screen import DEFAULT_PAIRS, ScreenPair, screen
 
         for c in cifs:
             register_cif(c)
         parsed = [ScreenPair.parse(p) for p in (pairs or DEFAULT_PAIRS)]
-        opts = _opts(level, method, quick, outdir, store, executor, workers, threads, reference, seed, fmax,
-                     max_steps, partition, account, walltime, optimizer, wait, pack, prerelax, mlip)
+        opts = _opts(common)
         rows = screen(parsed, opts, echo=click.echo)
-        out = Path(outdir)
+        out = Path(opts.outdir)
         out.mkdir(parents=True, exist_ok=True)
-        md = "# hetflow screen\n\n" + markdown_table(rows) + "\n"
+        md = "# hetflow screen\n\n" + markdown_table(display_rows(rows)) + "\n"
         write_atomic(out / "screen.md", md)
         write_csv(rows, out / "screen.csv")
         click.echo(md)

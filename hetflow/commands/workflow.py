@@ -14,6 +14,10 @@ import click
 from hetflow.atomic import write_atomic
 from hetflow.errors import WorkflowError
 
+# The engine's modules (workflows._engine, .store, .executors, ._status, ._jobscript, ._taskdir and
+# .wfile) are imported inside the commands: they load ase.io (→ scipy) and networkx, ≈ 0.4 s that
+# every `hetflow` call would pay at start-up.
+
 _SCHEDULERS = ("slurm", "pbs", "lsf")
 
 

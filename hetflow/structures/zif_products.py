@@ -21,7 +21,7 @@ A candidate is built from rigid pieces of the two (relaxed) fragments:
 Every candidate is scored by :func:`geometric_score` (clashes, Pb over-coordination, Zn
 coordination, compactness); :func:`interface_candidates` returns the distinct ones — one per
 (exchanged Pb set, docking Pb) — best first.  Elements are conserved exactly.  Energies are
-not computed here: the recipe (:mod:`hetflow.workflows.recipes.zif`) pre-screens the
+not computed here: the recipe (:mod:`hetflow.recipes.zif`) pre-screens the
 candidates and relaxes the best.
 """
 

@@ -25,7 +25,7 @@ Energies and relaxed junctions are cached on disk by calculation key (structure 
 version) in ``$HETFLOW_CACHE`` (default ``~/.cache/hetflow``)/registry, so a second build costs
 nothing.  The default pair's entries (CsPbCl3/Pb4S3Cl2: probes, relaxed junction, relaxed faces of
 the quick and full models) ship with hetflow under the same keys (:func:`prepared_dir`, regenerated
-by :mod:`hetflow.workflows.recipes.prepare`), so a fresh machine builds them in seconds; any other
+by :mod:`hetflow.recipes.prepare`), so a fresh machine builds them in seconds; any other
 pair, size or spec computes and caches as before.
 """
 
@@ -79,7 +79,7 @@ _RECORDING: list[list[Path]] = []
 @contextmanager
 def record_cache_use() -> Iterator[list[Path]]:
     """Collect the cache files the builders read or write inside the ``with`` block (used by
-    :mod:`hetflow.workflows.recipes.prepare` to ship exactly the entries a model needs)."""
+    :mod:`hetflow.recipes.prepare` to ship exactly the entries a model needs)."""
     used: list[Path] = []
     _RECORDING.append(used)
     try:

@@ -87,8 +87,8 @@ def test_header_says_which_solver_and_why(cluster, tmp_path):
 def test_paper_preset_for_the_paper_scale_model_line_by_line(tmp_path):
     """SCIENCE.md's method: PBE, GTH pseudopotentials, DZVP-MOLOPT-SR-GTH, 400 Ry, non-periodic
     box 52 × 68 × 52 Å, relaxed to 4.5e-4 Ha/Bohr — on the full S1 heterostructure (> 300 atoms)."""
-    from hetflow.workflows.recipes.common import RecipeOptions
-    from hetflow.workflows.recipes.exchange_scan import ScanModel, s1_workflow
+    from hetflow.recipes.common import RecipeOptions
+    from hetflow.recipes.exchange_scan import ScanModel, s1_workflow
 
     from hetflow.structures.interface import choose_registry
 

@@ -171,7 +171,7 @@ def test_every_offline_model_of_the_wheels_runs(tiny_nc, name):
 
 def test_model_names_resolve_and_unknown_names_are_refused():
     from hetflow.calculators.mlip_models import choices, resolve
-    from hetflow.workflows.recipes.common import RecipeOptions
+    from hetflow.recipes.common import RecipeOptions
 
     assert resolve("chgnet").name == "CHGNet-0.3.0" and resolve("SevenNet").name == "7net-0"
     assert resolve("7net-mf-0").head == "PBE" and resolve("chgnet-r2scan").name == "CHGNet-r2SCAN"

@@ -1,5 +1,6 @@
 """Issue 14: imports run one way — no import circle in the package (lazy imports inside
-functions count too), and the layer rule holds (structures never import calculators).
+functions count too), and the layer rules hold (structures never import calculators; the engine,
+``hetflow.workflows``, never imports the recipes over it, ``hetflow.recipes``).
 
 On main three circles existed: ``calculators/relax.py`` ↔ ``calculators/run.py``,
 ``workflows/graph.py`` ↔ ``workflows/_engine.py`` and ``workflows/executors.py`` ↔
@@ -61,4 +62,11 @@ def test_no_import_circles():
 def test_structures_never_import_calculators():
     g = _module_graph()
     bad = [(a, b) for a, b in g.edges if a.startswith("hetflow.structures") and b.startswith("hetflow.calculators")]
+    assert bad == []
+
+
+def test_engine_never_imports_recipes():
+    g = _module_graph()
+    assert any(m.startswith("hetflow.recipes.") for m in g)  # the recipes floor exists
+    bad = [(a, b) for a, b in g.edges if a.startswith("hetflow.workflows") and b.startswith("hetflow.recipes")]
     assert bad == []

@@ -69,7 +69,7 @@ def _writers(tmp: Path):
     from hetflow.calculators.base import MOData
     from hetflow.calculators.mo_io import write_mo_npz
     from hetflow.structures.io import write_structure
-    from hetflow.workflows.recipes.report import write_csv
+    from hetflow.recipes.report import write_csv
 
     bulk = molecule("H2O")
     bulk.center(vacuum=3.0)

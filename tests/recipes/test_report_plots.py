@@ -10,9 +10,9 @@ import numpy as np
 from matplotlib.image import imread
 
 from hetflow.calculators import CalcSpec, MOData
-from hetflow.workflows.recipes.exchange_scan import ScanResult
-from hetflow.workflows.recipes.report import plot_meta, plot_result, row_converged
-from hetflow.workflows.recipes.rows import S1Row, S2Row
+from hetflow.recipes.exchange_scan import ScanResult
+from hetflow.recipes.report import plot_meta, plot_result, row_converged
+from hetflow.recipes.rows import S1Row, S2Row
 
 SPEC = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax")
 

@@ -22,9 +22,9 @@ import pytest
 
 from hetflow.analysis.units import from_ev
 from hetflow.structures.interface import choose_registry
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel, run_s1, run_s2, run_s3
-from hetflow.workflows.recipes.reproduce import expand, reproduce
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.exchange_scan import ScanModel, run_s1, run_s2, run_s3
+from hetflow.recipes.reproduce import expand, reproduce
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,7 @@ def test_s2_nested_steps_strain_and_gate(tmp_path):
 def test_s3_workflow_on_its_faithful_model():
     """The S3 graph on its 3 × 3 × 5 model (built, not run here: 501 atoms): four whole-plane
     patterns of 18 Cl each, three random seeds, every pattern warm-started from model (d)."""
-    from hetflow.workflows.recipes.exchange_scan import s3_workflow
+    from hetflow.recipes.exchange_scan import s3_workflow
 
     wf, hs, d_name, names, counts = s3_workflow(ScanModel(registry=small_model().registry),
                                                 RecipeOptions(quick=True, progress=False))
@@ -204,7 +204,7 @@ def test_unknown_table_is_a_clear_error():
 
 
 def test_screen_ranks_a_new_pair(tmp_path):
-    from hetflow.workflows.recipes.screen import ScreenPair, screen
+    from hetflow.recipes.screen import ScreenPair, screen
 
     opts = RecipeOptions(level="mlip", quick=True, max_steps=1, outdir=tmp_path, progress=False,
                          executor_options={"workers": 2, "threads": 1})
@@ -212,16 +212,16 @@ def test_screen_ranks_a_new_pair(tmp_path):
                   partner_cells=1, geometric_registry=True)
     assert len(rows) == 1
     row = rows[0]
-    assert row["exchange"] == "Br→I" and row["rank"] == 1
+    assert row.exchange == "Br→I" and row.rank == 1
     # capped relaxations: ranked, but no exchange energy is claimed
-    assert row["status"] == "not converged" and row["ΔE N=1 bottom (kcal/mol)"] is None
+    assert row.status == "not converged" and row.de_n1_bottom_kcal is None
     # a(CsPbBr3) = 5.874 Å against the Pb4S3Br2 perovskite-equivalent (8.2026 + 8.1699)/2/√2 = 5.789 Å
-    assert row["mismatch (%)"] == pytest.approx((5.874 - 5.7888) / 5.874 * 100, abs=0.01)
+    assert row.mismatch_pct == pytest.approx((5.874 - 5.7888) / 5.874 * 100, abs=0.01)
 
 
 def test_screen_pair_syntax_errors():
     from hetflow.errors import InputError
-    from hetflow.workflows.recipes.screen import ScreenPair
+    from hetflow.recipes.screen import ScreenPair
 
     with pytest.raises(InputError, match="bad pair"):
         ScreenPair.parse("CsPbBr3-Pb4S3Br2")
@@ -235,7 +235,7 @@ def test_pbe_level_builds_the_paper_cp2k_inputs(tmp_path):
     """--level pbe: the same workflow with CP2K specs; the pristine model's input validates
     (cp2k-input-tools) and carries the paper preset — not run here (hours of CPU)."""
     from hetflow.calculators.cp2k import write_input
-    from hetflow.workflows.recipes.exchange_scan import s1_workflow
+    from hetflow.recipes.exchange_scan import s1_workflow
 
     opts = RecipeOptions(level="pbe", quick=True, outdir=tmp_path, progress=False)
     wf, hs, series = s1_workflow(small_model(), opts)

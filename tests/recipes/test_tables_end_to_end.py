@@ -16,10 +16,10 @@ import pytest
 from matplotlib.image import imread
 
 import hetflow.calculators.run as run_mod
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel
-from hetflow.workflows.recipes.reproduce import reproduce
-from hetflow.workflows.recipes.rows import S1Row, S2Row, S3Row, StrainRow, display
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.exchange_scan import ScanModel
+from hetflow.recipes.reproduce import reproduce
+from hetflow.recipes.rows import S1Row, S2Row, S3Row, StrainRow, display
 
 pytestmark = pytest.mark.slow
 

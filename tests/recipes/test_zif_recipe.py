@@ -9,8 +9,8 @@ import math
 import pytest
 
 from hetflow.analysis.units import from_ev
-from hetflow.workflows.recipes.bulk import BulkSettings, run_bulk
-from hetflow.workflows.recipes.common import RecipeOptions
+from hetflow.recipes.bulk import BulkSettings, run_bulk
+from hetflow.recipes.common import RecipeOptions
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def test_pbi2_supercell_convergence_on_the_real_engine(tmp_path):
     # cached on a rerun; the `reproduce bulk` report reads the same results
     res2, summary2, _ = run_bulk(("PbI2",), opts_for(tmp_path), s)
     assert summary2.run == 0 and res2["PbI2"].energy_per_fu == r.energy_per_fu
-    from hetflow.workflows.recipes.bulk import converged_bulk_reference, run_bulk_table
+    from hetflow.recipes.bulk import converged_bulk_reference, run_bulk_table
 
     table = run_bulk_table(opts_for(tmp_path), keys=("PbI2",), settings=s)
     assert table.complete and table.rows[0]["E per f.u. (eV)"] == r.energy_per_fu
@@ -60,15 +60,15 @@ def test_pbi2_supercell_convergence_on_the_real_engine(tmp_path):
 
 @pytest.fixture(scope="module")
 def zif_run(tmp_path_factory):
-    from hetflow.workflows.recipes.reproduce import reproduce
-    from hetflow.workflows.recipes.zif import ZifModel, run_zif
+    from hetflow.recipes.reproduce import reproduce
+    from hetflow.recipes.zif import ZifModel, run_zif
 
     out = tmp_path_factory.mktemp("zif")
     model = ZifModel(n_units=8, n_exchange=(1, 2), n_screen=1, n_relax=1,
                      bulk=BulkSettings(relax_length=8.5, step=4.0, max_atoms=60, fmax=0.1, max_steps=2))
     r = run_zif(opts_for(out), model)
     lines = []
-    import hetflow.workflows.recipes.reproduce as rp
+    import hetflow.recipes.reproduce as rp
 
     orig = rp._runner
     rp._runner = lambda t: (lambda m, o: run_zif(o, model))
@@ -139,7 +139,7 @@ def test_unreachable_image_distance_is_one_clear_line(tmp_path):
     """α-CsPbI3 relaxes in fcc supercells; 9 Å needs 16 cells (80 atoms): with 60 allowed the
     bulk stage refuses up front, naming the phase, the shape and both limits."""
     from hetflow.errors import InputError
-    from hetflow.workflows.recipes.bulk import PHASES, BulkConvergence
+    from hetflow.recipes.bulk import PHASES, BulkConvergence
 
     with pytest.raises(InputError, match=r"alpha: no fcc supercell of .* 9\.0 Å within 60 atoms"):
         BulkConvergence(PHASES["alpha"], opts_for(tmp_path), BulkSettings(relax_length=9.0, max_atoms=60))

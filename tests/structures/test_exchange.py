@@ -250,7 +250,7 @@ def test_recipe_models_fit_the_tables(size):
     """The quick and full models of the recipes: the N = 1…5 interface-first and bottom-first
     series never share a site, model (d) keeps ≥ 2 CsPbCl3 layers between the CsPbI3 part and the
     CsI interfacial layer, and the chalcohalide is two b/2 blocks thick."""
-    from hetflow.workflows.recipes.exchange_scan import MODELS
+    from hetflow.recipes.exchange_scan import MODELS
 
     assert (size, 2) in MODELS.values()
     model = build_heterostructure("CsPbCl3", "Pb4S3Cl2", size=size, partner_cells=2)

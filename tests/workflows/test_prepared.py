@@ -4,7 +4,7 @@ The default pair's preparation (16 GFN1-xTB probe single points, the junction's 
 relaxation of the chalcohalide's faces in the quick and full models) ships as cache entries under
 the builders' own content keys.  If a change to the builders or to the calculation specs changed a
 key, the build below would ask the engine — and fail here, instead of costing a new user minutes of
-GFN1-xTB; regenerate with ``python -m hetflow.workflows.recipes.prepare``.
+GFN1-xTB; regenerate with ``python -m hetflow.recipes.prepare``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 import hetflow.calculators.run as run_mod
 from hetflow.structures.interface import build_heterostructure
-from hetflow.workflows.recipes.prepare import PREPARED_MODELS
+from hetflow.recipes.prepare import PREPARED_MODELS
 from hetflow.workflows.registry import energy_relaxer, energy_scorer, prepared_dir, record_cache_use
 
 MANIFEST = json.loads((prepared_dir() / "manifest.json").read_text())["entries"]
@@ -62,7 +62,7 @@ def test_prepared_models_build_from_the_shipped_entries(name, tmp_path, monkeypa
 
 
 def test_recipe_models_use_the_shipped_entries(tmp_path, monkeypatch):
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.exchange_scan import ScanModel
 
     monkeypatch.setenv("HETFLOW_CACHE", str(tmp_path))
     monkeypatch.setattr(run_mod, "run_calculation", _refuse)

@@ -132,7 +132,7 @@ def test_scan_model_without_relaxation_is_the_rigid_model(energy_choice, monkeyp
     """``ScanModel(relax=False)``: the energy registry from the cached probe energies, the rigid
     junction and the chalcohalide's faces as cut — no relaxation anywhere, no engine call."""
     import hetflow.calculators.run as run_mod
-    from hetflow.workflows.recipes.exchange_scan import ScanModel
+    from hetflow.recipes.exchange_scan import ScanModel
 
     _, _, cache = energy_choice
     monkeypatch.setenv("HETFLOW_CACHE", str(cache))

@@ -251,7 +251,7 @@ for _p in [
           derivation=("Br→Cl in Pb4S3Br2, cell first scaled so that mean(a, c)/√2 = 5.73 Å (Pb4S3Cl2-scaled), then "
                       "ions and cell relaxed with CHGNet to 0.005 eV/Å, then the ions at that cell with periodic "
                       "GFN1-xTB (2×1×2 supercell) to 0.01 eV/Å, symmetrised to Pnma "
-                      "(hetflow.workflows.recipes.derive_phase; data/Pb4S3Cl2.cif)")),
+                      "(hetflow.recipes.derive_phase; data/Pb4S3Cl2.cif)")),
     Phase("Pb4S3Cl2-scaled", _pb4s3cl2, "Pnma",
           "starting point of the Pb4S3Cl2 derivation (Toso et al., Nat. Commun. 13, 3976 (2022): "
           "'adapting the Pb4S3Br2 structure'); spacing 5.73 Å from Livakas et al.",

@@ -16,8 +16,8 @@ from typing import Any, Protocol, Sequence
 from ase import Atoms
 
 from hetflow.calculators.base import CalcSpec
+from hetflow.recipes.common import RecipeOptions, run_workflow
 from hetflow.workflows.graph import Summary, Workflow
-from hetflow.workflows.recipes.common import RecipeOptions, run_workflow
 
 TaskTuple = tuple[str, Atoms, CalcSpec]
 

@@ -1,6 +1,6 @@
 """Converged periodic (Γ-point) energies of bulk phases: α, γ, δ CsPbI3 and bulk PbCl2/PbI2.
 
-Per phase (one :class:`BulkConvergence` stage, run by :func:`~hetflow.workflows.recipes.staged.run_staged`):
+Per phase (one :class:`BulkConvergence` stage, run by :func:`~hetflow.recipes.staged.run_staged`):
 
 1. **relax** ions and cell (ASE ``FrechetCellFilter``) in the cheapest supercell whose
    periodic images are at least ``relax_length`` Å apart
@@ -28,11 +28,19 @@ import numpy as np
 from ase import Atoms
 
 from hetflow.analysis.bulk import Convergence, ConvergencePoint, convergence, lattice_summary, octahedral_tilts
+from hetflow.analysis.energetics import Reference, formula_units, markdown_table
 from hetflow.errors import InputError
+from hetflow.recipes.common import RecipeOptions, make_spec
+from hetflow.recipes.result import ScanResult
+from hetflow.recipes.staged import TaskTuple, run_staged
 from hetflow.structures.phases import get_phase
-from hetflow.structures.supercells import SupercellChoice, build_supercell, perturb, supercell_series
-from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.staged import TaskTuple, run_staged
+from hetflow.structures.supercells import (
+    SupercellChoice,
+    build_supercell,
+    min_image_distance,
+    perturb,
+    supercell_series,
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,6 @@ class BulkSettings:
 
 
 def _formula_units(atoms: Atoms, formula: str) -> int:
-    from hetflow.analysis.energetics import formula_units
-
     return formula_units(atoms, formula)
 
 
@@ -159,8 +165,6 @@ class BulkConvergence:
 
     def series(self, relaxed: Atoms) -> list[SupercellChoice]:
         if self._series is None:
-            from hetflow.structures.supercells import min_image_distance
-
             L0 = min_image_distance(relaxed.cell)
             self._series = supercell_series(relaxed, L0 - 1e-6, self.s.step, self.s.max_atoms)
         return self._series
@@ -171,7 +175,6 @@ class BulkConvergence:
             return tasks, [], []
         rel = results[self.relax_name]
         nfu = _formula_units(rel.atoms, self.phase.formula)
-        from hetflow.structures.supercells import min_image_distance
 
         pts = [ConvergencePoint(self.relax_choice.label, len(rel.atoms), min_image_distance(rel.atoms.cell),
                                 rel.energy / nfu)]
@@ -239,8 +242,6 @@ def converged_bulk_reference(opts: RecipeOptions, halides=("Cl", "I"), settings:
     relaxed (ions + cell), Γ-point-converged supercells — for ``--reference bulk``.
 
     Returns (Reference or None while calculations are still queued, {halide: BulkResult})."""
-    from hetflow.analysis.energetics import Reference
-
     keys = []
     for h in halides:
         if f"Pb{h}2" not in PHASES:
@@ -281,8 +282,6 @@ def bulk_rows(results: dict[str, BulkResult | None]) -> list[dict[str, Any]]:
 
 def convergence_markdown(results: dict[str, BulkResult | None]) -> str:
     """The convergence tables of every phase (Markdown)."""
-    from hetflow.analysis.energetics import markdown_table
-
     parts = []
     for k, r in results.items():
         if r is None:
@@ -302,8 +301,6 @@ def bulk_mode(settings: BulkSettings, method: str) -> str:
 def run_bulk_table(opts: RecipeOptions, keys=("alpha", "alpha-cubic", "gamma", "delta", "PbCl2", "PbI2"),
                    settings: BulkSettings | None = None):
     """``hetflow reproduce bulk``: the bulk phases as a report (:class:`ScanResult`)."""
-    from hetflow.workflows.recipes.result import ScanResult
-
     settings = settings or (BulkSettings.quick() if opts.quick else BulkSettings())
     res, summary, complete = run_bulk(keys, opts, settings)
     if not complete:

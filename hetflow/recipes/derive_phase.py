@@ -25,7 +25,7 @@ Pb4S3Br2 and CsPbCl3 2.4 % above experiment.
 The result ships as package data (``hetflow/structures/phases/data/Pb4S3Cl2.cif``) and is what
 ``get_phase("Pb4S3Cl2")`` returns.  Rerun with::
 
-    python -m hetflow.workflows.recipes.derive_phase -o hetflow/structures/phases/data/Pb4S3Cl2.cif
+    python -m hetflow.recipes.derive_phase -o hetflow/structures/phases/data/Pb4S3Cl2.cif
 
 Lengths in Å, energies in eV.
 """
@@ -44,6 +44,7 @@ from ase import Atoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators.base import CalcSpec
+from hetflow.calculators.run import run_calculation
 from hetflow.errors import StructureError
 from hetflow.structures.phases import get_phase
 
@@ -124,8 +125,6 @@ def _relax_cell_mlip(atoms: Atoms, fmax: float, max_steps: int, threads: int | N
 def _relax_ions_xtb(atoms: Atoms, method: str, supercell: tuple[int, int, int], fmax: float, max_steps: int,
                     threads: int | None, workdir: str | Path | None) -> tuple[Atoms, dict]:
     """Ions only, cell fixed, periodic xTB (tblite, Γ point) on ``supercell``; symmetrised back."""
-    from hetflow.calculators.run import run_calculation
-
     settings: dict[str, Any] = {} if threads is None else {"threads": int(threads)}
     spec = CalcSpec(method=method, periodic=True, task="relax", fmax=fmax, max_steps=max_steps,
                     optimizer="LBFGS", settings=settings)
@@ -188,7 +187,7 @@ def write_phase_cif(atoms: Atoms, path: str | Path, report: dict[str, Any]) -> P
 
     path = Path(path)
     text = str(CifWriter(AseAtomsAdaptor.get_structure(atoms), symprec=0.01))
-    header = "# hetflow derived phase (hetflow.workflows.recipes.derive_phase)\n" + "".join(
+    header = "# hetflow derived phase (hetflow.recipes.derive_phase)\n" + "".join(
         f"# {k}: {json.dumps(v)}\n" for k, v in report.items())
     return write_atomic(path, header + text)
 

@@ -29,12 +29,24 @@ from typing import Any
 
 from ase import Atoms
 
+from hetflow.analysis.energetics import markdown_table, zif_reaction_energy
+from hetflow.analysis.plotting import plot_bars
+from hetflow.analysis.units import from_ev
+from hetflow.analysis.zif import geometry_rows, render_product
 from hetflow.errors import HetflowError, InputError
-from hetflow.structures.zif import PHASE_NAMES, Reaction, perovskite_fragment, zif_fragment
-from hetflow.workflows.recipes.bulk import BulkConvergence, BulkSettings, bulk_stages
-from hetflow.workflows.recipes.common import RecipeOptions, make_spec
-from hetflow.workflows.recipes.result import ScanResult, finish_gate
-from hetflow.workflows.recipes.staged import TaskTuple, run_staged
+from hetflow.recipes.bulk import (
+    BulkConvergence,
+    BulkSettings,
+    bulk_mode,
+    bulk_rows,
+    bulk_stages,
+    convergence_markdown,
+)
+from hetflow.recipes.common import RecipeOptions, make_spec
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.staged import TaskTuple, run_staged
+from hetflow.structures.zif import PHASE_NAMES, Reaction, pb_coordination, perovskite_fragment, zif_fragment
+from hetflow.structures.zif_products import interface_candidates
 
 PHASES = ("alpha", "delta")
 
@@ -105,7 +117,6 @@ class FragmentsAndProducts:
         pv, zf = self.relaxed(results, ph), self.relaxed(results, "zif")
         if pv is None or zf is None:
             return None
-        from hetflow.structures.zif_products import interface_candidates
 
         try:
             allc = interface_candidates(pv, zf, n_exchange=self.model.n_exchange)
@@ -153,18 +164,12 @@ def zif_stages(opts: RecipeOptions, model: ZifModel) -> tuple[dict[str, BulkConv
 
 
 def _kj(ev: float | None) -> float | None:
-    from hetflow.analysis.units import from_ev
-
     return None if ev is None else float(from_ev(ev, "kJ/mol"))
 
 
 def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_units: int | None = None) -> ScanResult:
     """Run the study; rows = hetflow beside Li et al. (kJ/mol); extra: bulk results, the
     candidate list, geometry of the best products, pictures and Markdown sections."""
-    from hetflow.analysis.energetics import markdown_table, zif_reaction_energy
-    from hetflow.analysis.zif import geometry_rows, render_product
-    from hetflow.workflows.recipes.bulk import bulk_rows, convergence_markdown
-
     opts = opts or RecipeOptions()
     model = model or (ZifModel.quick() if opts.quick else ZifModel())
     if n_units is not None:
@@ -252,7 +257,6 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
                             title=f"{PHASE_NAMES[ph]} fragment + ZIF: {best[ph][1]} "
                                   f"(ΔE = {_kj(best[ph][2]):.0f} kJ/mol, {opts.method})")
              for ph, at in best_atoms.items()]
-    from hetflow.analysis.plotting import plot_bars
 
     rel = [r for r in cand_rows if r["relaxed ΔE (kJ/mol)"] is not None]
     if rel:
@@ -282,7 +286,6 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
         sections.append("## Geometry of the best products (beside EXAFS)\n\n"
                         + markdown_table(geometry_rows(best_atoms), digits=3)
                         + "\n\n" + "\n".join(f"![{ph}]({p.name})" for ph, p in zip(best_atoms, plots)))
-    from hetflow.workflows.recipes.bulk import bulk_mode
 
     extra = {
         "mode": (f"bulk: {bulk_mode(bulk['alpha'].s, opts.method)}; clusters: fragments and products relaxed in vacuum "
@@ -309,8 +312,6 @@ def _spacegroups(sg: dict | str) -> str:
 
 
 def _fragment_rows(fp: FragmentsAndProducts, res) -> list[dict[str, Any]]:
-    from hetflow.structures.zif import pb_coordination
-
     rows = []
     for ph, f in fp.frags.items():
         relaxed = fp.relaxed(res, ph)

@@ -37,60 +37,19 @@ from ase import Atoms
 from hetflow.analysis.energetics import exchange_energies_against
 from hetflow.analysis.thermo import K_B, bootstrap_free_energy, ensemble, log_binomial, mixing_curve
 from hetflow.analysis.units import from_ev
-from hetflow.errors import InputError
+from hetflow.recipes.common import RecipeOptions, run_workflow
+from hetflow.recipes.gate import Gate
+from hetflow.recipes.options import FreeEnergyOptions
+from hetflow.recipes.result import ScanResult, finish_gate
+from hetflow.recipes.rows import col
+from hetflow.recipes.scan_model import ScanModel, model_line
+from hetflow.recipes.scan_tasks import base_tasks, chain, config_task, ref_names, reference
 from hetflow.structures.exchange import S2_FRACTIONS, exchange_sites, halide_sites, layer_series, model_d, \
     partner_halide_layers
 from hetflow.structures.symmetry import canonical_subset, distinct_subsets, site_permutations, symmetry_group
 from hetflow.workflows.graph import Workflow
-from hetflow.workflows.recipes.common import RecipeOptions, run_workflow
-from hetflow.workflows.recipes.exchange_scan import (
-    Gate,
-    ScanModel,
-    _base_tasks,
-    _chain,
-    _config_task,
-    _model_line,
-    _ref_names,
-    _reference,
-)
-from hetflow.workflows.recipes.result import ScanResult, finish_gate
-from hetflow.workflows.recipes.rows import col
 
 __all__ = ["FreeEnergyOptions", "FreeEnergyRow", "Composition", "sample_compositions", "run_free_energy"]
-
-#: the most symmetry-distinct configurations relaxed all (exactly) before the recipe samples
-EXACT_MAX = 40
-
-
-@dataclass(frozen=True)
-class FreeEnergyOptions:
-    """What the free-energy recipe samples.
-
-    samples: random draws per composition when it is sampled (≥ 20 for a converged answer on the
-        quick model; see the report's half-sample column).  exact_max: at most this many
-        symmetry-distinct configurations are relaxed all, with multiplicities.
-    temperatures: K (the first is the report's main one).  seed: of the draws.
-    fractions: the compositions, fractions of the interfacial sites (default: Table S2's steps).
-    n_boot: bootstrap resamples of the error.
-    """
-
-    samples: int = 24
-    exact_max: int = EXACT_MAX
-    temperatures: tuple[float, ...] = (300.0,)
-    seed: int = 0
-    fractions: tuple[float, ...] = S2_FRACTIONS
-    n_boot: int = 500
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.samples, int) or not 2 <= self.samples <= 10_000:
-            raise InputError(f"samples must be an integer 2 … 10000, got {self.samples!r}")
-        if not isinstance(self.exact_max, int) or not 1 <= self.exact_max <= 10_000:
-            raise InputError(f"exact_max must be an integer 1 … 10000, got {self.exact_max!r}")
-        if not self.temperatures or not all(np.isfinite(t) and 0 < t <= 5000 for t in self.temperatures):
-            raise InputError(f"temperatures must be in (0, 5000] K, got {list(self.temperatures)}")
-        if not self.fractions or not all(0 < f <= 1 for f in self.fractions) or \
-                any(b <= a for a, b in zip(self.fractions, self.fractions[1:])):
-            raise InputError(f"fractions must increase strictly within (0, 1], got {list(self.fractions)}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +105,7 @@ def sample_compositions(d: Atoms, fo: FreeEnergyOptions, target: str = "I", sour
     n_sites = len(pool)
     group = symmetry_group(d)
     local = site_permutations(group, pool)
-    counts = sorted({max(1, int(np.floor(f * n_sites + 0.5 + 1e-9))) for f in fo.fractions})
+    counts = sorted({max(1, int(np.floor(f * n_sites + 0.5 + 1e-9))) for f in (fo.fractions or S2_FRACTIONS)})
     out = []
     for n in counts:
         lo = log_binomial(n_sites, n)
@@ -179,14 +138,14 @@ def free_energy_workflow(model: ScanModel, opts: RecipeOptions, fo: FreeEnergyOp
     """pristine → bottom-first N = 1…5 → model (d) (the S2 tasks) → every configuration from (d)."""
     hs = model.build("s2", opts.quick)
     wf = Workflow("free-energy")
-    _base_tasks(wf, hs, model, opts)
-    bottom = _chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
+    base_tasks(wf, hs, model, opts)
+    bottom = chain(wf, layer_series(hs, "bottom", 5, model.target), opts)
     d = model_d(hs, target=model.target)
-    d_name = _config_task(wf, d, opts, bottom[-1])
+    d_name = config_task(wf, d, opts, bottom[-1])
     comps = sample_compositions(d, fo, model.target)
     for c in comps:
         for cfg in c.configs:
-            _config_task(wf, cfg, opts, d_name)
+            config_task(wf, cfg, opts, d_name)
     return wf, hs, d_name, comps
 
 
@@ -218,12 +177,12 @@ def run_free_energy(model: ScanModel | None = None, opts: RecipeOptions | None =
     model, opts, fo = model or ScanModel(), opts or RecipeOptions(), fo or FreeEnergyOptions()
     wf, hs, d_name, comps = free_energy_workflow(model, opts, fo)
     summary, res = run_workflow(wf, opts)
-    refs = _ref_names(hs, model, opts)
+    refs = ref_names(hs, model, opts)
     names = [cfg.info["name"] for c in comps for cfg in c.configs]
     needed = [d_name, *names, *refs]
     if not all(n in res for n in needed):
         return ScanResult("free-energy", [], {}, res, summary, complete=False)
-    ref, ref_ok = _reference(res, hs, model, opts)
+    ref, ref_ok = reference(res, hs, model, opts)
     if ref is None:
         return ScanResult("free-energy", [], {}, res, summary, complete=False)
     gate = Gate(res, refs, ref_ok)
@@ -263,7 +222,7 @@ def run_free_energy(model: ScanModel | None = None, opts: RecipeOptions | None =
     checks = {f"an intermediate I/Cl ratio is stabilised at {fo.temperatures[0]:g} K":
               None if any(v is None for v in curves[fo.temperatures[0]]["mixing"]) else
               bool(min(curves[fo.temperatures[0]]["mixing"][1:-1], default=0.0) < 0)}
-    extra = {"model": _model_line(hs), "reference": ref.describe(), "curves": curves, "verdicts": verdicts,
+    extra = {"model": model_line(hs), "reference": ref.describe(), "curves": curves, "verdicts": verdicts,
              "pool": {"n_sites": comps[0].n_sites, "group_order": comps[0].group_order},
              "row_converged": [r.df_kcal is not None for r in rows]}
     return finish_gate(ScanResult("free-energy", rows, checks, res, summary, extra), needed)

@@ -7,17 +7,19 @@ from typing import Callable
 
 from hetflow.analysis.energetics import markdown_table
 from hetflow.errors import InputError
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.common import level_name
-from hetflow.workflows.recipes.exchange_scan import STRAIN_DEFINITION, ScanModel, ScanResult, run_s1, run_s2, run_s3
-from hetflow.workflows.recipes.rows import display_rows
-from hetflow.workflows.recipes.scores import score_markdown, score_table
-from hetflow.workflows.recipes.report import (
+from hetflow.recipes.bulk import run_bulk_table
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.common import level_name
+from hetflow.recipes.exchange_scan import STRAIN_DEFINITION, ScanModel, ScanResult, run_s1, run_s2, run_s3
+from hetflow.recipes.report import (
     band_edge_markdown,
     band_edge_rows,
     plot_result,
     write_table_report,
 )
+from hetflow.recipes.rows import display_rows
+from hetflow.recipes.scores import score_markdown, score_table
+from hetflow.recipes.zif import run_zif
 
 TABLES = ("s1", "s2", "s3", "zif", "bulk")
 #: what "all" runs (bulk's CsPbI3 phases are part of zif; its PbX2 references are extra)
@@ -33,12 +35,8 @@ TITLES = {
 
 def _runner(table: str) -> Callable:
     if table == "zif":
-        from hetflow.workflows.recipes.zif import run_zif
-
         return lambda model, opts: run_zif(opts)
     if table == "bulk":
-        from hetflow.workflows.recipes.bulk import run_bulk_table
-
         return lambda model, opts: run_bulk_table(opts)
     return {"s1": run_s1, "s2": run_s2, "s3": run_s3}[table]
 

@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hetflow import atomic
+from hetflow.analysis import plotting
 from hetflow.analysis.energetics import markdown_table
-from hetflow.workflows.recipes.rows import display_rows
+from hetflow.analysis.plotting import PlotMeta
+from hetflow.analysis.projections import band_edges, domain_fractions
+from hetflow.analysis.published import TABLE_S2, s1_series
+from hetflow.calculators import registry as backends
+from hetflow.recipes.exchange_scan import PAPER_NORMALISATION
+from hetflow.recipes.rows import display_rows
 
 
 def write_csv(rows: Sequence[Any], path: Path) -> Path:
-    """``rows`` (typed rows of :mod:`~hetflow.workflows.recipes.rows` or dicts) as CSV, headers with units."""
+    """``rows`` (typed rows of :mod:`~hetflow.recipes.rows` or dicts) as CSV, headers with units."""
     rows = display_rows(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = io.StringIO(newline="")
@@ -49,10 +55,8 @@ def write_table_report(result, outdir: Path, title: str, notes: Sequence[str] = 
 def plot_meta(result, note: str = ""):
     """What the table's plots show (:class:`~hetflow.analysis.plotting.PlotMeta`): the model
     line, the level of theory of its calculations, which of them did not converge."""
-    from hetflow.analysis.plotting import PlotMeta
-
     specs = [getattr(r, "spec", None) for r in result.results.values()]
-    levels = sorted({f"{s.method} ({'CP2K' if s.backend == 'cp2k' else s.backend})" for s in specs if s is not None})
+    levels = sorted({f"{s.method} ({backends.backend(s.backend).label})" for s in specs if s is not None})
     bad = list(result.extra.get("unconverged") or [])
     return PlotMeta(model=str(result.extra.get("model", "")), level=", ".join(levels),
                     converged=None if "unconverged" not in result.extra else not bad, unconverged=bad,
@@ -94,16 +98,11 @@ def plot_result(result, outdir: Path, note: str = "") -> list[Path]:
     """The table's picture: S1 ΔE per layer for both directions, S2 energy + strain, S3 bars,
     and Figure-6-style level diagrams when MO data were computed.  Titles and captions state
     model, level of theory and convergence; rows that did not converge are marked."""
-    from hetflow.analysis import plotting
-    from hetflow.analysis.published import s1_series
-
     meta = plot_meta(result, note)
     flags = row_converged(result)
     out: list[Path] = []
     if result.table == "s1":
         # the normalisation that matches the paper's (the report's verdict says which tracks it)
-        from hetflow.workflows.recipes.exchange_scan import PAPER_NORMALISATION
-
         key = "series_cumulative" if PAPER_NORMALISATION == "cumulative" else "series"
         ser = result.extra[key]
         meta.note = (meta.note + "; " if meta.note else "") + f"{PAPER_NORMALISATION} normalisation (as the paper's)"
@@ -112,8 +111,6 @@ def plot_result(result, outdir: Path, note: str = "") -> list[Path]:
                                                 outdir / "s1.png", published=s1_series(), meta=meta,
                                                 converged=flags))
     elif result.table == "s2":
-        from hetflow.analysis.published import TABLE_S2
-
         steps = [r.step for r in result.rows]
         strain_ok = result.extra.get("strain_ok") or [True] * len(result.extra["strain"])
         strain = [v if ok else None for v, ok in zip(result.extra["strain"], strain_ok)]
@@ -143,8 +140,6 @@ def plot_level_models(models, path: Path, meta=None, window: tuple[float, float]
     """Figure-6 level diagram of ``models`` = [(label, stored result with MO data, stored
     result of the relaxation its geometry came from or None), …] side by side; a panel is
     converged when its MO calculation and that relaxation are."""
-    from hetflow.analysis import plotting
-
     panels = [plotting.level_model(mo_res, label,
                                    converged=bool(mo_res.converged and (geo is None or geo.converged)))
               for label, mo_res, *rest in models for geo in [rest[0] if rest else None]]
@@ -159,8 +154,6 @@ def plot_projection(stored, path: Path, window: float = 2.0, meta=None) -> Path:
 
 def band_edge_rows(stored, n: int = 3) -> list[dict[str, Any]]:
     """Band-edge rows (HOMO−n … LUMO+n) with the dominant domain of each level."""
-    from hetflow.analysis.projections import band_edges, domain_fractions
-
     return band_edges(stored.mo, domain_fractions(stored.mo, stored.atoms), n, n)
 
 

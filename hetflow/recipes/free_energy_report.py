@@ -9,11 +9,11 @@ from hetflow.analysis.energetics import markdown_table
 from hetflow.analysis.published import TABLE_S2
 from hetflow.analysis.units import from_ev
 from hetflow.atomic import write_atomic
-from hetflow.workflows.recipes.common import RecipeOptions, level_name
-from hetflow.workflows.recipes.free_energy import FreeEnergyOptions
-from hetflow.workflows.recipes.report import plot_meta, write_csv
-from hetflow.workflows.recipes.result import ScanResult
-from hetflow.workflows.recipes.rows import display_rows
+from hetflow.recipes.common import RecipeOptions, level_name
+from hetflow.recipes.free_energy import FreeEnergyOptions
+from hetflow.recipes.report import plot_meta, write_csv
+from hetflow.recipes.result import ScanResult
+from hetflow.recipes.rows import display_rows
 
 __all__ = ["write_free_energy_report"]
 

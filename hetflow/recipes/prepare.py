@@ -7,7 +7,7 @@ faces in the quick (2 × 2 × 5) and full (3 × 3 × 5) models — costs 10–90
 (structure + spec + code version) as the user's cache; :func:`hetflow.workflows.registry._cache_read`
 falls back to them.  This module rebuilds them::
 
-    HETFLOW_CACHE=/tmp/prep python -m hetflow.workflows.recipes.prepare [--out hetflow/prepared]
+    HETFLOW_CACHE=/tmp/prep python -m hetflow.recipes.prepare [--out hetflow/prepared]
 
 It builds each model through the same code as ``hetflow build heterostructure`` (computing what the
 cache at ``$HETFLOW_CACHE`` lacks), records which cache entries each build used, copies them to
@@ -58,7 +58,7 @@ def manifest(entries: dict[str, dict]) -> dict:
     """The manifest of the shipped entries: {file: provenance}."""
     return {"about": "prepared models of hetflow: cache entries under the content keys of "
                      "hetflow.workflows.registry (structure + spec + code version)",
-            "regenerate": "HETFLOW_CACHE=/tmp/prep python -m hetflow.workflows.recipes.prepare",
+            "regenerate": "HETFLOW_CACHE=/tmp/prep python -m hetflow.recipes.prepare",
             "entries": entries}
 
 

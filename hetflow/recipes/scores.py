@@ -1,6 +1,6 @@
 """How close a level of theory comes to the published Tables S1–S3: errors and the paper's conclusions.
 
-For a finished table (typed rows of :mod:`hetflow.workflows.recipes.rows`) this gives
+For a finished table (typed rows of :mod:`hetflow.recipes.rows`) this gives
 
 * the mean absolute error against the published column in the normalisation that matches the
   paper's (kcal/mol): S1 — the cumulative per-halide energies of both series (10 values) and the

@@ -1,4 +1,4 @@
-"""Typed rows of Tables S1–S3 and of the strain table: named fields with their units.
+"""Typed rows of Tables S1–S3, of the strain table and of the screen: named fields with their units.
 
 A recipe fills these; the report, the CSV and the plots read the *fields* (``row.de_interface_cum_kcal``),
 never a display header, so a renamed column fails at once where it is used.  The display header
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Sequence
 
-__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "display", "display_rows", "header"]
+__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "ScreenRow", "display", "display_rows", "header"]
 
 
 def col(header: str, default: Any = None) -> Any:
@@ -88,6 +88,26 @@ class StrainRow:
     published_pct: float | None = col("published (%)")
     reference: str = col("reference NC", "")
     status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class ScreenRow:
+    """One pair of ``hetflow screen``: epitaxy, the S1-type exchange scan (stepwise, kcal/mol per
+    halide), interfacial strain and band-edge localisation; ``rank`` 1 = best."""
+
+    pair: str = col("pair", "")
+    exchange: str | None = col("exchange")
+    status: str = col("status", "")
+    mismatch_pct: float | None = col("mismatch (%)")
+    zsl_area_A2: float | None = col("ZSL area (Å²)")
+    de_n1_interface_kcal: float | None = col("ΔE N=1 interface (kcal/mol)")
+    de_n1_bottom_kcal: float | None = col("ΔE N=1 bottom (kcal/mol)")
+    starts_from: str | None = col("starts from")
+    mean_de_bottom_kcal: float | None = col("mean ΔE bottom N=1…5 (kcal/mol)")
+    strain_pct: float | None = col("interfacial strain (%)")
+    homo_on: str | None = col("HOMO on")
+    lumo_on: str | None = col("LUMO on")
+    rank: int | None = col("rank")
 
 
 def header(row_type: type, name: str) -> str:

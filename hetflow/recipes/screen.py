@@ -10,13 +10,15 @@ phases whose halide the exchange can replace.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hetflow.errors import InputError
-from hetflow.structures.interface import epitaxial_match
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.exchange_scan import ScanModel, run_s1
+from hetflow.recipes.report import band_edge_rows
+from hetflow.recipes.rows import ScreenRow
+from hetflow.structures.interface import choose_registry, epitaxial_match
 from hetflow.structures.phases import get_entry
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel, run_s1
 
 _PAIR = re.compile(r"^\s*([^/:]+)/([^/:]+):([A-Z][a-z]?)\s*$")
 
@@ -54,18 +56,15 @@ DEFAULT_PAIRS = ("CsPbCl3/Pb4S3Cl2:I", "CsPbCl3/Pb4S3Cl2:Br", "CsPbBr3/Pb4S3Br2:
 
 
 def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple[int, int, int] | None = None,
-           partner_cells: int | None = None, geometric_registry: bool = False) -> list[dict]:
-    """Run the screen; returns rows ranked by |mismatch|, then by the mean bottom-first exchange
-    energy of N = 1…5 (kcal/mol per halide, stepwise; only from converged relaxations — a pair
-    whose relaxations did not converge is ranked last and shows no energies).
+           partner_cells: int | None = None, geometric_registry: bool = False) -> list[ScreenRow]:
+    """Run the screen; returns typed rows (:class:`~hetflow.recipes.rows.ScreenRow`) ranked by
+    |mismatch|, then by the mean bottom-first exchange energy of N = 1…5 (kcal/mol per halide,
+    stepwise; only from converged relaxations — a pair whose relaxations did not converge is ranked
+    last and shows no energies).
 
     ``size``/``partner_cells`` override the recipe's model; ``geometric_registry`` takes each
     pair's junction from the continuity score instead of GFN1-xTB probe energies."""
-    from hetflow.structures.interface import choose_registry
-
-    from hetflow.workflows.recipes.report import band_edge_rows
-
-    rows = []
+    rows: list[ScreenRow] = []
     for pair in pairs:
         match = epitaxial_match(pair.perovskite, pair.partner)
         reg = choose_registry(pair.perovskite, pair.partner)[0].to_dict() if geometric_registry else None
@@ -73,30 +72,25 @@ def screen(pairs: list[ScreenPair], opts: RecipeOptions, echo=print, size: tuple
         r = run_s1(model, opts, name=f"screen-{pair.slug}")
         echo(f"{pair.label}: {r.summary}")
         if not r.complete:
-            rows.append({"pair": pair.label, "status": "incomplete", "mismatch (%)": match.mismatch_percent})
+            rows.append(ScreenRow(pair=pair.label, status="incomplete", mismatch_pct=match.mismatch_percent))
             continue
         ser = r.extra["series"]
         src = r.extra["hs"].info["halide"]
         i1, b1 = ser["interface"][0], ser["bottom"][0]
         bottoms = [v for v in ser["bottom"] if v is not None]
         strain = {s.model: s.strain_pct for s in r.extra.get("strain_rows", [])}
-        row = {
-            "pair": pair.label, "exchange": f"{src}→{pair.target}",
-            "status": "done" if not r.extra.get("unconverged") else "not converged",
-            "mismatch (%)": match.mismatch_percent,
-            "ZSL area (Å²)": match.zsl[0]["match_area"] if match.zsl else None,
-            "ΔE N=1 interface (kcal/mol)": i1, "ΔE N=1 bottom (kcal/mol)": b1,
-            "starts from": None if i1 is None or b1 is None else ("bottom" if b1 < i1 else "interface"),
-            "mean ΔE bottom N=1…5 (kcal/mol)": sum(bottoms) / 5 if len(bottoms) == 5 else None,
-            "interfacial strain (%)": strain.get("pristine"),
-        }
-        if "pristine_mo" in r.extra:
-            edges = {e["label"]: e for e in band_edge_rows(r.extra["pristine_mo"], 0)}
-            row["HOMO on"] = edges.get("HOMO", {}).get("dominant")
-            row["LUMO on"] = edges.get("LUMO", {}).get("dominant")
-        rows.append(row)
-    rows.sort(key=lambda x: (x["status"] != "done", abs(x["mismatch (%)"]),
-                             x.get("mean ΔE bottom N=1…5 (kcal/mol)") or 0))
-    for k, row in enumerate(rows, 1):
-        row["rank"] = k
-    return rows
+        edges = ({e["label"]: e for e in band_edge_rows(r.extra["pristine_mo"], 0)}
+                 if "pristine_mo" in r.extra else {})
+        rows.append(ScreenRow(
+            pair=pair.label, exchange=f"{src}→{pair.target}",
+            status="done" if not r.extra.get("unconverged") else "not converged",
+            mismatch_pct=match.mismatch_percent,
+            zsl_area_A2=match.zsl[0]["match_area"] if match.zsl else None,
+            de_n1_interface_kcal=i1, de_n1_bottom_kcal=b1,
+            starts_from=None if i1 is None or b1 is None else ("bottom" if b1 < i1 else "interface"),
+            mean_de_bottom_kcal=sum(bottoms) / 5 if len(bottoms) == 5 else None,
+            strain_pct=strain.get("pristine"),
+            homo_on=edges.get("HOMO", {}).get("dominant"), lumo_on=edges.get("LUMO", {}).get("dominant"),
+        ))
+    rows.sort(key=lambda x: (x.status != "done", abs(x.mismatch_pct), x.mean_de_bottom_kcal or 0))
+    return [replace(row, rank=k) for k, row in enumerate(rows, 1)]
