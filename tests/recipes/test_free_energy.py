@@ -16,10 +16,10 @@ from hetflow.analysis.thermo import K_B
 from hetflow.analysis.units import from_ev
 from hetflow.errors import InputError
 from hetflow.structures.interface import choose_registry
-from hetflow.workflows.recipes.common import RecipeOptions
-from hetflow.workflows.recipes.exchange_scan import ScanModel
-from hetflow.workflows.recipes.free_energy import FreeEnergyOptions, run_free_energy
-from hetflow.workflows.recipes.free_energy_report import write_free_energy_report
+from hetflow.recipes.common import RecipeOptions
+from hetflow.recipes.exchange_scan import ScanModel
+from hetflow.recipes.free_energy import FreeEnergyOptions, run_free_energy
+from hetflow.recipes.free_energy_report import write_free_energy_report
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("chgnet")

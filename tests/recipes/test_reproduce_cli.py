@@ -13,7 +13,7 @@ def _run(*args):
 
 @pytest.mark.parametrize("args, message", [
     (("--size", "0", "2", "3"), "--size needs three integers ≥ 1, got 0 2 3"),
-    (("--partner-cells", "0"), "--partner-cells must be ≥ 1, got 0"),
+    (("--partner-cells", "0"), "hetflow reproduce: --partner-cells must be positive and <= 32, got 0"),
 ])
 def test_trial_model_options_are_validated(tmp_path, args, message):
     r = _run(*args, "-o", str(tmp_path))
