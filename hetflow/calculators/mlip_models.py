@@ -67,8 +67,10 @@ MODELS: dict[str, MLIPModel] = {m.name: m for m in (
 #: backends of the catalogue, in order
 MLIP_BACKENDS: tuple[str, ...] = ("chgnet", "sevennet")
 
-#: the potential of ``--level mlip`` when none is named (see README, "Which potential")
-DEFAULT_MLIP = "chgnet"
+#: the potential of ``--level mlip`` when none is named: CHGNet's r²SCAN model, the closest to the
+#: published Tables S1 and S2 of the six (bench/bench_potentials.py, BENCHMARKS.md §11: MAE 0.74 and
+#: 0.77 kcal/mol per halide against 3.0–5.9 for the others on the quick model)
+DEFAULT_MLIP = "chgnet-r2scan"
 
 _BY_ALIAS: dict[str, str] = {}
 for _m in MODELS.values():

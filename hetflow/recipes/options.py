@@ -81,7 +81,7 @@ class RecipeOptions:
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
     mlip: the potential of ``level="mlip"``: a model name of
-        :mod:`hetflow.calculators.mlip_models` (``chgnet`` = CHGNet-0.3.0, ``sevennet`` = 7net-0,
+        :mod:`hetflow.calculators.mlip_models` (default ``chgnet-r2scan``; ``chgnet`` = CHGNet-0.3.0, ``sevennet`` = 7net-0,
         ``chgnet-0.2.0``, ``chgnet-r2scan``, ``7net-l3i5``, ``7net-mf-0``).
     warm_start: relax each configuration from its parent's relaxed geometry (default); False
         relaxes every configuration from the relaxed pristine model instead (the earlier scheme,
@@ -107,7 +107,8 @@ class RecipeOptions:
     prerelax: str | None = option(None, "Relax every structure with this potential first; the table's energies "
                                   "stay the target level's own.", choices=PRERELAX)
     mlip: str = option(mlip_models.DEFAULT_MLIP, "Potential of --level mlip (weights inside the wheels, no "
-                       "network): chgnet = CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head.",
+                       "network): chgnet-r2scan = CHGNet's r²SCAN model (the default, closest to Tables S1–S2), chgnet = "
+                       "CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head.",
                        choices=MLIPS, case_sensitive=False)
     warm_start: bool = option(True, cli=False)
     progress: bool = option(True, cli=False)

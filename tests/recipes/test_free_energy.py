@@ -28,7 +28,7 @@ FO = FreeEnergyOptions(samples=4, exact_max=3, fractions=(0.2, 1.0), temperature
 
 
 def _opts(out):
-    return RecipeOptions(level="mlip", quick=True, outdir=out, progress=False,
+    return RecipeOptions(level="mlip", mlip="chgnet", quick=True, outdir=out, progress=False,
                          executor_options={"workers": 2, "threads": 1})
 
 

@@ -41,7 +41,7 @@ def capped(tmp_path, **kw):
 
 
 def converged_opts(tmp_path, **kw):
-    return RecipeOptions(level="mlip", quick=True, outdir=tmp_path, progress=False,
+    return RecipeOptions(level="mlip", mlip="chgnet", quick=True, outdir=tmp_path, progress=False,
                          executor_options={"workers": 2, "threads": 1}, **kw)
 
 
@@ -183,7 +183,7 @@ def test_s3_workflow_on_its_faithful_model():
 def test_s3_random_seeds_and_gate(tmp_path):
     """run_s3 end to end (CHGNet, capped at one step, so nothing converges and the gate keeps
     every number out) on a 2 × 2 × 5 model, where the patterns cannot all be whole planes."""
-    opts = RecipeOptions(level="mlip", quick=True, max_steps=1, outdir=tmp_path, progress=False,
+    opts = RecipeOptions(level="mlip", mlip="chgnet", quick=True, max_steps=1, outdir=tmp_path, progress=False,
                          executor_options={"workers": 2, "threads": 1})
     r = run_s3(ScanModel(size=(2, 2, 5), partner_cells=1, registry=small_model().registry), opts)
     assert r.complete
@@ -206,7 +206,7 @@ def test_unknown_table_is_a_clear_error():
 def test_screen_ranks_a_new_pair(tmp_path):
     from hetflow.recipes.screen import ScreenPair, screen
 
-    opts = RecipeOptions(level="mlip", quick=True, max_steps=1, outdir=tmp_path, progress=False,
+    opts = RecipeOptions(level="mlip", mlip="chgnet", quick=True, max_steps=1, outdir=tmp_path, progress=False,
                          executor_options={"workers": 2, "threads": 1})
     rows = screen([ScreenPair.parse("CsPbBr3/Pb4S3Br2:I")], opts, echo=lambda s: None, size=(2, 2, 3),
                   partner_cells=1, geometric_registry=True)

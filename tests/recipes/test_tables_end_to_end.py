@@ -4,7 +4,7 @@ model, through report, CSV, scores and plots — a renamed field or a broken plo
 The 244-atom quick model comes from the prepared models shipped with hetflow (no GFN1-xTB: the
 engine is refused while the model is built); S3 runs on the same model (its faithful model is the
 3 × 3 × 5 one, too large for the test suite), so its patterns are not whole planes — the report
-says so.  CHGNet 0.3.0, every relaxation converged to fmax 0.1 eV/Å (≈ 5 min on 2 cores).
+says so.  The default potential (CHGNet r²SCAN), every relaxation converged to fmax 0.1 eV/Å (≈ 2 min).
 """
 
 from __future__ import annotations
