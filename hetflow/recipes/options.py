@@ -168,7 +168,7 @@ class ExecutorOptions:
 
 
 #: the most symmetry-distinct configurations relaxed all (exactly) before the recipe samples
-EXACT_MAX = 40
+EXACT_MAX = 80
 #: the report's temperature when none is given (K)
 DEFAULT_TEMPERATURE = 300.0
 
@@ -187,7 +187,7 @@ class FreeEnergyOptions:
     n_boot: bootstrap resamples of the error.
     """
 
-    samples: int = option(24, "Random configurations drawn per composition when there are too many to relax all.",
+    samples: int = option(32, "Random configurations drawn per composition when there are too many to relax all.",
                           type=int)
     exact_max: int = option(EXACT_MAX, "Relax every symmetry-distinct configuration when there are at most this "
                             "many.", type=int)
