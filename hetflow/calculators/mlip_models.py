@@ -68,8 +68,8 @@ MODELS: dict[str, MLIPModel] = {m.name: m for m in (
 MLIP_BACKENDS: tuple[str, ...] = ("chgnet", "sevennet")
 
 #: the potential of ``--level mlip`` when none is named: CHGNet's r²SCAN model, the closest to the
-#: published Tables S1 and S2 of the six (bench/bench_potentials.py, BENCHMARKS.md §11: MAE 0.74 and
-#: 0.77 kcal/mol per halide against 3.0–5.9 for the others on the quick model)
+#: published Tables S1 and S2 of those measured (bench/bench_potentials.py, BENCHMARKS.md §11: MAE 0.74
+#: and 0.77 kcal/mol per halide against 1.75–5.87 and 2.33–5.67 for the others on the quick model)
 DEFAULT_MLIP = "chgnet-r2scan"
 
 _BY_ALIAS: dict[str, str] = {}
