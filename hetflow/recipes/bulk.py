@@ -32,6 +32,7 @@ from hetflow.analysis.energetics import Reference, formula_units, markdown_table
 from hetflow.errors import InputError
 from hetflow.recipes.common import RecipeOptions, make_spec
 from hetflow.recipes.result import ScanResult
+from hetflow.recipes.rows import BulkRow
 from hetflow.recipes.staged import TaskTuple, run_staged
 from hetflow.structures.phases import get_phase
 from hetflow.structures.supercells import (
@@ -257,26 +258,21 @@ def converged_bulk_reference(opts: RecipeOptions, halides=("Cl", "I"), settings:
     return Reference("bulk", energies, note=f"{opts.method}, ions+cell relaxed, Γ-point supercells: {note}"), out
 
 
-def bulk_rows(results: dict[str, BulkResult | None]) -> list[dict[str, Any]]:
+def bulk_rows(results: dict[str, BulkResult | None]) -> list[BulkRow]:
     """One summary row per phase (energies eV per formula unit)."""
     rows = []
     for k, r in results.items():
         if r is None:
-            rows.append({"phase": k, "status": "not finished"})
+            rows.append(BulkRow(phase=k, status="not finished"))
             continue
         L = r.lattice
-        rows.append({
-            "phase": k, "formula unit": r.phase.formula, "relaxed in": f"{r.relax_supercell} ({len(r.relaxed.atoms)} atoms)",
-            "largest supercell (atoms)": r.convergence.points[-1].n_atoms,
-            "E per f.u. (eV)": r.energy_per_fu,
-            "last Δ (kJ/mol)": r.convergence.last_delta_kj,
-            "converged": "yes" if r.converged else "**no**",
-            "a (Å)": L["a"], "b (Å)": L["b"], "c (Å)": L["c"],
-            "angles (°)": f"{L['alpha']:.2f}/{L['beta']:.2f}/{L['gamma']:.2f}",
-            "space group (0.1 Å)": L["spacegroup"].get("0.1"),
-            "max tilt (°)": None if not r.tilts else r.tilts.get("max_tilt"),
-            "residual fmax in largest (eV/Å)": r.residual_fmax,
-        })
+        rows.append(BulkRow(
+            phase=k, formula_unit=r.phase.formula, relaxed_in=f"{r.relax_supercell} ({len(r.relaxed.atoms)} atoms)",
+            largest_supercell_atoms=r.convergence.points[-1].n_atoms, e_per_fu_ev=r.energy_per_fu,
+            last_delta_kj=r.convergence.last_delta_kj, converged="yes" if r.converged else "**no**",
+            a=L["a"], b=L["b"], c=L["c"], angles=f"{L['alpha']:.2f}/{L['beta']:.2f}/{L['gamma']:.2f}",
+            spacegroup=L["spacegroup"].get("0.1"), max_tilt_deg=None if not r.tilts else r.tilts.get("max_tilt"),
+            residual_fmax=r.residual_fmax, status="done"))
     return rows
 
 

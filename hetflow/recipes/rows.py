@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Sequence
 
-__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "ScreenRow", "display", "display_rows", "header"]
+__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "ZifRow", "ZifCandidateRow", "BulkRow", "ScreenRow", "display", "display_rows", "header"]
 
 
 def col(header: str, default: Any = None) -> Any:
@@ -108,6 +108,51 @@ class ScreenRow:
     homo_on: str | None = col("HOMO on")
     lumo_on: str | None = col("LUMO on")
     rank: int | None = col("rank")
+
+
+@dataclass(frozen=True)
+class ZifRow:
+    """One quantity of the ZIF study beside Li et al. (kJ/mol); ``converged`` in words."""
+
+    quantity: str = col("quantity", "")
+    hetflow_kj: float | None = col("hetflow (kJ/mol)")
+    published_kj: float | None = col("Li et al. (kJ/mol)")
+    converged: str = col("converged", "")
+
+
+@dataclass(frozen=True)
+class ZifCandidateRow:
+    """One docking candidate of the ZIF study: screened (rigid single point) and, for the best, relaxed."""
+
+    phase: str = col("phase", "")
+    candidate: str = col("candidate", "")
+    exchanges: int = col("exchanges", 0)
+    dock_pb: int = col("dock Pb", 0)
+    geometric_score: float = col("geometric score", 0.0)
+    screen_de_kj: float | None = col("screen ΔE (kJ/mol)")
+    relaxed_de_kj: float | None = col("relaxed ΔE (kJ/mol)")
+    converged: str | None = col("converged")
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    """One bulk phase: relaxed, Γ-point-converged energy per formula unit (eV) and its lattice."""
+
+    phase: str = col("phase", "")
+    formula_unit: str | None = col("formula unit")
+    relaxed_in: str | None = col("relaxed in")
+    largest_supercell_atoms: int | None = col("largest supercell (atoms)")
+    e_per_fu_ev: float | None = col("E per f.u. (eV)")
+    last_delta_kj: float | None = col("last Δ (kJ/mol)")
+    converged: str = col("converged", "")
+    a: float | None = col("a (Å)")
+    b: float | None = col("b (Å)")
+    c: float | None = col("c (Å)")
+    angles: str | None = col("angles (°)")
+    spacegroup: str | None = col("space group (0.1 Å)")
+    max_tilt_deg: float | None = col("max tilt (°)")
+    residual_fmax: float | None = col("residual fmax in largest (eV/Å)")
+    status: str = col("status", "")
 
 
 def header(row_type: type, name: str) -> str:

@@ -45,6 +45,7 @@ from hetflow.recipes.bulk import (
 from hetflow.recipes.common import RecipeOptions, make_spec
 from hetflow.recipes.result import ScanResult, finish_gate
 from hetflow.recipes.staged import TaskTuple, run_staged
+from hetflow.recipes.rows import ZifCandidateRow, ZifRow, display_rows
 from hetflow.structures.zif import PHASE_NAMES, Reaction, pb_coordination, perovskite_fragment, zif_fragment
 from hetflow.structures.zif_products import interface_candidates
 
@@ -189,13 +190,10 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
         for c in fp.candidates(res, ph) or []:
             sname, rname = fp.screen_name(ph, c), fp.relax_name(ph, c)
             de_screen = zif_reaction_energy(res[sname], e_pv, e_zf)
-            row = {"phase": ph, "candidate": c.info["candidate"], "exchanges": c.info["n_exchange"],
-                   "dock Pb": c.info["dock_pb"], "geometric score": c.info["score"]["score"],
-                   "screen ΔE (kJ/mol)": _kj(de_screen), "relaxed ΔE (kJ/mol)": None, "converged": None}
+            relaxed, conv = None, None
             if rname in relaxed_names:
                 de = zif_reaction_energy(res[rname], e_pv, e_zf)
-                row["relaxed ΔE (kJ/mol)"] = _kj(de)
-                row["converged"] = "yes" if res[rname].converged else "**no**"
+                relaxed, conv = _kj(de), "yes" if res[rname].converged else "**no**"
                 rx = Reaction(f"{PHASE_NAMES[ph]}+ZIF {c.info['candidate']}", [pv, zf],
                               [_with_positions(c, res[rname])])
                 rx.check()
@@ -203,6 +201,9 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
                 key = (not res[rname].converged, de)
                 if ph not in best or key < best[ph][0]:
                     best[ph] = (key, rname, de)
+            row = ZifCandidateRow(phase=ph, candidate=c.info["candidate"], exchanges=c.info["n_exchange"],
+                                  dock_pb=c.info["dock_pb"], geometric_score=c.info["score"]["score"],
+                                  screen_de_kj=_kj(de_screen), relaxed_de_kj=relaxed, converged=conv)
             cand_rows.append(row)
     # ---- bulk
     def per_fu(k):
@@ -218,31 +219,28 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
     de_d = best.get("delta", (None, None, None))[2]
     prod_conv = all(ph in best and not best[ph][0][0] for ph in PHASES)
     dd = None if de_a is None or de_d is None else de_a - de_d
-    rows = [
-        {"quantity": "E(α) − E(δ) per CsPbI3, bulk (α relaxed from a perturbed start)", "hetflow (kJ/mol)": _kj(d_ad),
-         "Li et al. (kJ/mol)": PUBLISHED["alpha_minus_delta"], "converged": "yes" if bulk_conv else "**no**"},
-        {"quantity": "E(α, kept cubic) − E(δ) per CsPbI3, bulk", "hetflow (kJ/mol)": _kj(d_cd),
-         "Li et al. (kJ/mol)": None, "converged": "–" if d_cd is None else
-         ("yes" if bres["alpha-cubic"].converged and bres["delta"].converged else "**no**")},
-        {"quantity": "E(γ) − E(δ) per CsPbI3, bulk", "hetflow (kJ/mol)": _kj(d_gd), "Li et al. (kJ/mol)": None,
-         "converged": "yes" if bres.get("gamma") is not None and bres["gamma"].converged and bulk_conv else "**no**"},
-        {"quantity": "ΔE reaction α fragment + ZIF (lowest product)", "hetflow (kJ/mol)": _kj(de_a),
-         "Li et al. (kJ/mol)": PUBLISHED["reaction_alpha"],
-         "converged": "yes" if "alpha" in best and not best["alpha"][0][0] else "**no**"},
-        {"quantity": "ΔE reaction δ fragment + ZIF (lowest product)", "hetflow (kJ/mol)": _kj(de_d),
-         "Li et al. (kJ/mol)": PUBLISHED["reaction_delta"],
-         "converged": "yes" if "delta" in best and not best["delta"][0][0] else "**no**"},
-        {"quantity": "ΔE(α) − ΔE(δ)", "hetflow (kJ/mol)": _kj(dd),
-         "Li et al. (kJ/mol)": PUBLISHED["reaction_alpha"] - PUBLISHED["reaction_delta"],
-         "converged": "yes" if prod_conv else "**no**"},
-        {"quantity": f"n × [E(α) − E(δ)], n = {n}", "hetflow (kJ/mol)": None if d_ad is None else _kj(n * d_ad),
-         "Li et al. (kJ/mol)": n * PUBLISHED["alpha_minus_delta"], "converged": "yes" if bulk_conv else "**no**"},
+    def conv_word(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    gamma_ok = bres.get("gamma") is not None and bres["gamma"].converged and bulk_conv
+    cubic_word = "–" if d_cd is None else conv_word(bres["alpha-cubic"].converged and bres["delta"].converged)
+    quantities = [
+        ("E(α) − E(δ) per CsPbI3, bulk (α relaxed from a perturbed start)", _kj(d_ad),
+         PUBLISHED["alpha_minus_delta"], conv_word(bulk_conv)),
+        ("E(α, kept cubic) − E(δ) per CsPbI3, bulk", _kj(d_cd), None, cubic_word),
+        ("E(γ) − E(δ) per CsPbI3, bulk", _kj(d_gd), None, conv_word(gamma_ok)),
+        ("ΔE reaction α fragment + ZIF (lowest product)", _kj(de_a), PUBLISHED["reaction_alpha"],
+         conv_word("alpha" in best and not best["alpha"][0][0])),
+        ("ΔE reaction δ fragment + ZIF (lowest product)", _kj(de_d), PUBLISHED["reaction_delta"],
+         conv_word("delta" in best and not best["delta"][0][0])),
+        ("ΔE(α) − ΔE(δ)", _kj(dd), PUBLISHED["reaction_alpha"] - PUBLISHED["reaction_delta"], conv_word(prod_conv)),
+        (f"n × [E(α) − E(δ)], n = {n}", None if d_ad is None else _kj(n * d_ad), n * PUBLISHED["alpha_minus_delta"],
+         conv_word(bulk_conv)),
     ]
     # the gate: a number stands beside a published one only when what it comes from converged
-    for row in rows:
-        if row["converged"] not in ("yes", "–") and row["hetflow (kJ/mol)"] is not None:
-            row["hetflow (kJ/mol)"] = None
-            row["converged"] = "**no** — not shown (see the bulk / candidate tables)"
+    rows = [ZifRow(q, v, p, c) if c in ("yes", "–") or v is None else
+            ZifRow(q, None, p, "**no** — not shown (see the bulk / candidate tables)")
+            for q, v, p, c in quantities]
     decided = bulk_conv and prod_conv and d_ad is not None and dd is not None
     checks: dict[str, bool | None] = {
         "δ-CsPbI3 more stable than α in bulk": (d_ad > 0) if (bulk_conv and d_ad is not None) else None,
@@ -258,9 +256,9 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
                                   f"(ΔE = {_kj(best[ph][2]):.0f} kJ/mol, {opts.method})")
              for ph, at in best_atoms.items()]
 
-    rel = [r for r in cand_rows if r["relaxed ΔE (kJ/mol)"] is not None]
+    rel = [r for r in cand_rows if r.relaxed_de_kj is not None]
     if rel:
-        plots.append(plot_bars([f"{r['phase']} {r['candidate']}" for r in rel], [r["relaxed ΔE (kJ/mol)"] for r in rel],
+        plots.append(plot_bars([f"{r.phase} {r.candidate}" for r in rel], [r.relaxed_de_kj for r in rel],
                                opts.outdir / "zif.png", unit="kJ/mol", ylabel="ΔE reaction",
                                title="CsPbI3 fragment + ZIF-62 fragment: relaxed ligand-exchange products"))
     alpha = bres.get("alpha")
@@ -275,12 +273,13 @@ def run_zif(opts: RecipeOptions | None = None, model: ZifModel | None = None, n_
                       f"smallest), space group {_spacegroups(L['spacegroup'])} — "
                       + ("**stays cubic**" if alpha.stays_cubic() else "**does not stay cubic** (tilts)"))
     sections = [
-        "## Bulk phases (periodic, Γ-point supercells, ions and cell relaxed)\n\n" + markdown_table(bulk_rows(bres), digits=3)
+        "## Bulk phases (periodic, Γ-point supercells, ions and cell relaxed)\n\n"
+        + markdown_table(display_rows(bulk_rows(bres)), digits=3)
         + ("\n\n" + cubic_note if cubic_note else ""),
         "## Convergence tables (energy per formula unit)\n\n" + convergence_markdown(bres),
         "## Fragments\n\n" + markdown_table(_fragment_rows(fp, res), digits=3),
         "## Interface candidates (screen: single point of the rigid candidate; relaxed: "
-        f"{opts.method} relaxation)\n\n" + markdown_table(cand_rows, digits=1),
+        f"{opts.method} relaxation)\n\n" + markdown_table(display_rows(cand_rows), digits=1),
     ]
     if best_atoms:
         sections.append("## Geometry of the best products (beside EXAFS)\n\n"

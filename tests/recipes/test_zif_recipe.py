@@ -49,7 +49,7 @@ def test_pbi2_supercell_convergence_on_the_real_engine(tmp_path):
     from hetflow.recipes.bulk import converged_bulk_reference, run_bulk_table
 
     table = run_bulk_table(opts_for(tmp_path), keys=("PbI2",), settings=s)
-    assert table.complete and table.rows[0]["E per f.u. (eV)"] == r.energy_per_fu
+    assert table.complete and table.rows[0].e_per_fu_ev == r.energy_per_fu
     assert list(table.checks.values()) == [r.converged]
     assert "Convergence tables" in table.extra["markdown_sections"][0]
     with pytest.raises(Exception, match="no bulk PbBr2"):
@@ -94,33 +94,33 @@ def test_zif_reactions_balance_and_energies_by_hand(zif_run):
         ph = name.split("-")[1]
         de = res[name].energy - res[f"frag-{ph}"].energy - res["frag-zif"].energy
         assert zif_reaction_energy(res[name], res[f"frag-{ph}"], res["frag-zif"]) == pytest.approx(de)
-    rows = {row["quantity"]: row for row in r.rows}
+    rows = {row.quantity: row for row in r.rows}
     best_a = r.extra["best"]["alpha"]
     de_a = res[best_a].energy - res["frag-alpha"].energy - res["frag-zif"].energy
     row = rows["ΔE reaction α fragment + ZIF (lowest product)"]
-    assert row["Li et al. (kJ/mol)"] == -1224.0
-    assert rows["ΔE reaction δ fragment + ZIF (lowest product)"]["Li et al. (kJ/mol)"] == -1033.0
+    assert row.published_kj == -1224.0
+    assert rows["ΔE reaction δ fragment + ZIF (lowest product)"].published_kj == -1033.0
     bulk_row = rows["E(α) − E(δ) per CsPbI3, bulk (α relaxed from a perturbed start)"]
-    assert bulk_row["Li et al. (kJ/mol)"] == 18.0
+    assert bulk_row.published_kj == 18.0
     # the gate: 2-step relaxations are not converged, so no number stands beside Li et al.'s …
     alpha_converged = res[best_a].converged and res["frag-alpha"].converged and res["frag-zif"].converged
     if alpha_converged:
-        assert row["hetflow (kJ/mol)"] == pytest.approx(from_ev(de_a, "kJ/mol"))
+        assert row.hetflow_kj == pytest.approx(from_ev(de_a, "kJ/mol"))
     else:
-        assert row["hetflow (kJ/mol)"] is None and "not shown" in row["converged"]
+        assert row.hetflow_kj is None and "not shown" in row.converged
     assert not alpha_converged  # (2 optimiser steps: this run exercises the gate)
     for q, rw in rows.items():
-        assert rw["hetflow (kJ/mol)"] is None or rw["converged"] in ("yes", "–"), q
+        assert rw.hetflow_kj is None or rw.converged in ("yes", "–"), q
     # … while the energy behind it is still in the candidates table, computed by hand above
-    assert any(c["relaxed ΔE (kJ/mol)"] == pytest.approx(from_ev(de_a, "kJ/mol"))
-               for c in r.extra["candidates"] if c["relaxed ΔE (kJ/mol)"] is not None)
+    assert any(c.relaxed_de_kj == pytest.approx(from_ev(de_a, "kJ/mol"))
+               for c in r.extra["candidates"] if c.relaxed_de_kj is not None)
     # 2-step relaxations and 60-atom supercells are not converged: the conclusion is not decided on them
     assert all(v is None for k, v in r.checks.items() if k.startswith("the interface favours α"))
     # candidates: every screened one has a screen energy; exactly one relaxed per phase
     cands = r.extra["candidates"]
-    assert {c["exchanges"] for c in cands} == {1, 2}
-    assert all(math.isfinite(c["screen ΔE (kJ/mol)"]) for c in cands)
-    assert sum(c["relaxed ΔE (kJ/mol)"] is not None for c in cands) == 2
+    assert {c.exchanges for c in cands} == {1, 2}
+    assert all(math.isfinite(c.screen_de_kj) for c in cands)
+    assert sum(c.relaxed_de_kj is not None for c in cands) == 2
 
 
 def test_zif_report_has_tables_and_pictures(zif_run):
