@@ -38,8 +38,7 @@ from hetflow.errors import InputError
 
 __all__ = ["DOMAIN_COLOURS", "UNCONVERGED_COLOUR", "PlotMeta", "LevelModel", "level_model",
            "layer_energies_figure", "s2_figure", "bars_figure", "level_diagram_figure",
-           "plot_layer_energies", "plot_s2", "plot_bars", "plot_level_diagram", "plot_levels",
-           "free_energy_figure", "plot_free_energy"]
+           "plot_layer_energies", "plot_s2", "plot_bars", "plot_level_diagram", "plot_levels"]
 
 #: Figure-6 colours: chalcohalide grey, CsPbCl3 blue, CsPbI3 red (others: matplotlib cycle)
 DOMAIN_COLOURS: dict[str, str] = {
@@ -264,46 +263,6 @@ def plot_bars(labels: Sequence[str], values: Sequence[float | None],
               path: str | Path, **options: Any) -> Path:
     """Draw :func:`bars_figure` (same options) and write it to ``path`` (PNG)."""
     return _save(bars_figure(labels, values, **options), path)
-
-
-def free_energy_figure(x: Sequence[float], per_halide: Mapping[str, Sequence[float | None]],
-                       totals: Mapping[str, Sequence[float | None]], errors: Sequence[float | None] | None = None,
-                       unit: str = "kcal/mol", title: str = "Partial exchange: configurational free energy",
-                       meta: PlotMeta | None = None, caption: str | None = None) -> Figure:
-    """Left: ΔE_min, ⟨ΔE⟩, ΔF per exchanged halide vs x (%), ΔF with ``errors``; right: the totals
-    against model (d) at x = 0 with the straight line between the end members (dashed): a point
-    below it is stabilised against separating into the two."""
-    fig = Figure(figsize=(8.6, 3.8))
-    ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    xs = np.asarray(list(x), float)
-    for k, (name, vals) in enumerate(per_halide.items()):
-        y = _values(vals)
-        if name.startswith("ΔF") and errors is not None:
-            ax.errorbar(xs, y, yerr=np.nan_to_num(_values(errors)), fmt="o-", color=f"C{k}", capsize=3,
-                        label=name, gid=f"series:{name}")
-        else:
-            ax.plot(xs, y, "o-", color=f"C{k}", label=name, gid=f"series:{name}")
-    ax.set_xlabel("I in the interfacial chalcohalide layers (%)")
-    ax.set_ylabel(f"per exchanged halide ({unit})")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=7)
-    for k, (name, vals) in enumerate(totals.items()):
-        y = _values(vals)
-        xt = np.asarray([0.0, *xs]) if len(y) == len(xs) + 1 else xs
-        ax2.plot(xt, y, "o-", color=f"C{k + 3}", label=name, gid=f"total:{name}")
-        if np.isfinite(y[[0, -1]]).all():
-            ax2.plot(xt[[0, -1]], y[[0, -1]], "--", color=f"C{k + 3}", alpha=0.6, lw=1)
-    ax2.set_xlabel("I in the interfacial chalcohalide layers (%)")
-    ax2.set_ylabel(f"total against model (d) ({unit})")
-    ax2.legend(fontsize=7)
-    _decorate(fig, ax, title, meta, caption)
-    return fig
-
-
-def plot_free_energy(x: Sequence[float], per_halide: Mapping[str, Sequence[float | None]],
-                     totals: Mapping[str, Sequence[float | None]], path: str | Path, **options: Any) -> Path:
-    """Draw :func:`free_energy_figure` (same options) and write it to ``path`` (PNG)."""
-    return _save(free_energy_figure(x, per_halide, totals, **options), path)
 
 
 # --------------------------------------------------------------------------- level diagrams

@@ -32,7 +32,7 @@ import numpy as np
 from hetflow.errors import InputError
 
 __all__ = ["K_B", "EnsembleStats", "ensemble", "bootstrap_free_energy", "ideal_mixing_free_energy",
-           "mixing_curve", "log_binomial"]
+           "mixing_curve", "log_binomial", "gaussian_free_energy"]
 
 #: Boltzmann constant, eV/K (CODATA 2018)
 K_B = 8.617333262e-5
@@ -121,6 +121,20 @@ def bootstrap_free_energy(energies: Sequence[float], temperature: float, log_ome
     fs = [ensemble(e[rng.integers(0, len(e), len(e))], temperature, log_omega=log_omega).free_energy
           for _ in range(int(n_boot))]
     return float(np.std(fs, ddof=1))
+
+
+def gaussian_free_energy(mean: float, std: float, temperature: float, log_omega: float) -> float:
+    """F (eV) of Ω = e^log_omega configurations whose energies are Gaussian with ``mean`` and ``std``
+    (eV): ⟨e^(−βE)⟩ = e^(−βμ + β²σ²/2), so F = μ − σ²/(2kT) − kT ln Ω (the second-cumulant
+    estimate).  Beside the sample estimate of :func:`ensemble` it shows whether M draws pin the
+    low-energy tail: when σ ≫ kT the sample mean of e^(−βE) is set by its lowest draw and lies
+    above the Gaussian value; a distribution with a heavier low tail lies below both."""
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise InputError(f"temperature must be > 0 K, got {temperature}")
+    if not (np.isfinite(mean) and np.isfinite(std) and std >= 0):
+        raise InputError(f"mean and std must be finite, std ≥ 0; got {mean}, {std}")
+    kt = K_B * temperature
+    return float(mean - std ** 2 / (2.0 * kt) - kt * log_omega)
 
 
 def ideal_mixing_free_energy(n_sites: int, n_exchanged: int, temperature: float) -> float:

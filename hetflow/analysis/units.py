@@ -42,6 +42,11 @@ def from_ev(value, unit: str = "kcal/mol"):
     return value * f if np.isscalar(value) else np.asarray(value, float) * f
 
 
+def kcal(value_ev: float | None) -> float | None:
+    """One energy in eV as a float in kcal/mol; None stays None (a value the gate withheld)."""
+    return None if value_ev is None else float(value_ev * EV_TO_KCAL_PER_MOL)
+
+
 def to_ev(value, unit: str = "kcal/mol"):
     """Convert an energy (scalar or array) given in ``unit`` to eV."""
     f = _factor(unit)

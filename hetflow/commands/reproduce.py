@@ -133,23 +133,33 @@ def register(app: click.Group) -> None:
     @click.option("--registry", "registry_by", type=click.Choice(["energy", "continuity"]), default="energy",
                   show_default=True, help="Junction: GFN1-xTB probe energies (shipped) or the geometric score.")
     def free_energy_cmd(size, partner_cells, registry_by, **common):
-        """Beyond the paper: configurational free energy of Cl→I exchange in Table S2's sites.
+        """Beyond the paper: configurational free energy of Cl→I exchange.
 
-        Relaxes every symmetry-distinct configuration (or a random sample) of each composition
-        and writes OUTDIR/free-energy.md, .csv and .png: ΔE min, Boltzmann ⟨ΔE⟩, ΔF(x) with its
-        error and the ideal mixing term, and whether intermediate I/Cl ratios are stabilised."""
-        from hetflow.recipes.free_energy import run_free_energy  # lazy: see the top of the module
-        from hetflow.recipes.free_energy_report import write_free_energy_report
+        --sites s2 (default): Table S2's interfacial chalcohalide layers; relaxes every
+        symmetry-distinct configuration (or a random sample) of each composition and writes
+        OUTDIR/free-energy.md, .csv and .png: ΔE min, Boltzmann ⟨ΔE⟩, ΔF(x) with its error and the
+        ideal mixing term, and whether intermediate I/Cl ratios are stabilised.
+        --sites s3: Table S3's ordered ≈ 20 % patterns against --samples relaxed random alloys;
+        writes OUTDIR/s3-distribution.md, .csv, -random.csv and .png."""
+        from hetflow.recipes import free_energy_report as fer  # lazy: see the top of the module
 
         opts = _opts(common)
         fo = FreeEnergyOptions(**_values(FreeEnergyOptions, common), seed=opts.seed)
-        r = run_free_energy(_model(size, partner_cells, registry_by), opts, fo)
-        click.echo(f"free-energy: {r.summary}")
+        if fo.sites == "s3":
+            from hetflow.recipes.free_energy_s3 import WORKFLOW, run_s3_distribution
+
+            name, r = WORKFLOW, run_s3_distribution(_model(size, partner_cells, registry_by), opts, fo)
+        else:
+            from hetflow.recipes.free_energy import run_free_energy
+
+            name, r = "free-energy", run_free_energy(_model(size, partner_cells, registry_by), opts, fo)
+        click.echo(f"{name}: {r.summary}")
         if not r.complete:
-            click.echo("free-energy: calculations still running or failed — rerun the same command to collect "
-                       f"(state: hetflow status --workdir {opts.outdir / 'work' / 'free-energy'})")
+            click.echo(f"{name}: calculations still running or failed — rerun the same command to collect "
+                       f"(state: hetflow status --workdir {opts.outdir / 'work' / name})")
             return
-        paths = write_free_energy_report(r, opts, fo)
+        write = fer.write_s3_distribution_report if fo.sites == "s3" else fer.write_free_energy_report
+        paths = write(r, opts, fo)
         click.echo(paths[0].read_text())
         click.echo("wrote " + ", ".join(str(p) for p in paths))
 

@@ -48,7 +48,7 @@ from hetflow.analysis.energetics import (
 )
 from hetflow.analysis.published import INTERFACIAL_STRAIN, TABLE_S1, TABLE_S2, TABLE_S3
 from hetflow.analysis.strain import interfacial_strain
-from hetflow.analysis.units import from_ev
+from hetflow.analysis.units import kcal as _kcal
 from hetflow.errors import WorkflowError
 from hetflow.recipes.common import RecipeOptions, make_spec, run_workflow
 from hetflow.recipes.gate import Gate, relaxation_record, status
@@ -80,10 +80,6 @@ __all__ = [
 
 #: number of random S3 distributions (seeds seed, seed+1, …)
 N_RANDOM_SEEDS = 3
-
-
-def _kcal(e_ev: float) -> float:
-    return float(from_ev(e_ev, "kcal/mol"))
 
 
 def _strain(res: dict, name: str, nc_name: str = "nc-reference") -> float | None:

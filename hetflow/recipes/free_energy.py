@@ -36,12 +36,12 @@ from ase import Atoms
 
 from hetflow.analysis.energetics import exchange_energies_against
 from hetflow.analysis.thermo import K_B, bootstrap_free_energy, ensemble, log_binomial, mixing_curve
-from hetflow.analysis.units import from_ev
+from hetflow.analysis.units import from_ev, kcal as _kcal
 from hetflow.recipes.common import RecipeOptions, run_workflow
 from hetflow.recipes.gate import Gate
 from hetflow.recipes.options import FreeEnergyOptions
 from hetflow.recipes.result import ScanResult, finish_gate
-from hetflow.recipes.rows import col
+from hetflow.recipes.rows import FreeEnergyRow
 from hetflow.recipes.scan_model import ScanModel, model_line
 from hetflow.recipes.scan_tasks import base_tasks, chain, config_task, ref_names, reference
 from hetflow.structures.exchange import S2_FRACTIONS, exchange_sites, halide_sites, layer_series, model_d, \
@@ -67,31 +67,6 @@ class Composition:
     exact: bool
     log_omega: float
     group_order: int
-
-
-@dataclass(frozen=True)
-class FreeEnergyRow:
-    """One composition at one temperature (kcal/mol per exchanged halide unless said otherwise)."""
-
-    x_pct: float = col("I in the interfacial layers (%)", 0.0)
-    n_exchanged: int = col("halides exchanged", 0)
-    configurations: str = col("configurations", "")
-    n_relaxed: int = col("relaxed", 0)
-    temperature_k: float = col("T (K)", 0.0)
-    de_min_kcal: float | None = col("ΔE min (kcal/mol)")
-    de_mean_kcal: float | None = col("⟨ΔE⟩ Boltzmann (kcal/mol)")
-    de_arith_kcal: float | None = col("ΔE mean of configurations (kcal/mol)")
-    df_kcal: float | None = col("ΔF (kcal/mol)")
-    df_err_kcal: float | None = col("ΔF error, bootstrap (kcal/mol)")
-    df_half_kcal: float | None = col("ΔF from half the draws (kcal/mol)")
-    ideal_kcal: float | None = col("−kT ln Ω (kcal/mol)")
-    df_total_kcal: float | None = col("ΔF total (kcal/mol)")
-    mixing_kcal: float | None = col("ΔF total − line (d)…100 % (kcal/mol)")
-    status: str = col("status", "")
-
-
-def _kcal(e: float | None) -> float | None:
-    return None if e is None else float(from_ev(e, "kcal/mol"))
 
 
 def sample_compositions(d: Atoms, fo: FreeEnergyOptions, target: str = "I", source: str | None = None,

@@ -185,6 +185,8 @@ class FreeEnergyOptions:
         :data:`hetflow.structures.exchange.S2_FRACTIONS`; not imported here, it would load the
         structures layer at CLI start-up).
     n_boot: bootstrap resamples of the error.
+    sites: "s2" (the interfacial chalcohalide layers, :mod:`hetflow.recipes.free_energy`) or "s3" (the
+        perovskite alloy of Table S3, :mod:`hetflow.recipes.free_energy_s3`).
     """
 
     samples: int = option(32, "Random configurations drawn per composition when there are too many to relax all.",
@@ -197,6 +199,9 @@ class FreeEnergyOptions:
     seed: int = option(0, cli=False)  # the recipe's --seed (RecipeOptions.seed)
     fractions: tuple[float, ...] | None = option(None, cli=False)
     n_boot: int = option(500, cli=False)
+    sites: str = option("s2", "Which sites: s2 = Table S2's interfacial chalcohalide layers, composition by "
+                        "composition; s3 = Table S3's ≈ 20 % perovskite alloy, its ordered patterns against the "
+                        "distribution of --samples random ones.", choices=("s2", "s3"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.samples, int) or not 2 <= self.samples <= 10_000:
@@ -205,6 +210,8 @@ class FreeEnergyOptions:
             raise InputError(f"exact_max must be an integer 1 … 10000, got {self.exact_max!r}")
         if not self.temperatures or not all(np.isfinite(t) and 0 < t <= 5000 for t in self.temperatures):
             raise InputError(f"temperatures must be in (0, 5000] K, got {list(self.temperatures)}")
+        if self.sites not in ("s2", "s3"):
+            raise InputError(f"sites must be 's2' or 's3', got {self.sites!r}")
         if self.fractions is not None and (not self.fractions or not all(0 < f <= 1 for f in self.fractions) or
                                            any(b <= a for a, b in zip(self.fractions, self.fractions[1:]))):
             raise InputError(f"fractions must increase strictly within (0, 1], got {list(self.fractions)}")

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Sequence
 
-__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "ZifRow", "ZifCandidateRow", "BulkRow", "ScreenRow", "display", "display_rows", "header"]
+__all__ = ["S1Row", "S2Row", "S3Row", "StrainRow", "ZifRow", "ZifCandidateRow", "BulkRow", "ScreenRow", "FreeEnergyRow",
+           "S3PatternRow", "S3EnsembleRow", "display", "display_rows", "header"]
 
 
 def col(header: str, default: Any = None) -> Any:
@@ -152,6 +153,64 @@ class BulkRow:
     spacegroup: str | None = col("space group (0.1 Å)")
     max_tilt_deg: float | None = col("max tilt (°)")
     residual_fmax: float | None = col("residual fmax in largest (eV/Å)")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class FreeEnergyRow:
+    """One composition at one temperature (kcal/mol per exchanged halide unless said otherwise)."""
+
+    x_pct: float = col("I in the interfacial layers (%)", 0.0)
+    n_exchanged: int = col("halides exchanged", 0)
+    configurations: str = col("configurations", "")
+    n_relaxed: int = col("relaxed", 0)
+    temperature_k: float = col("T (K)", 0.0)
+    de_min_kcal: float | None = col("ΔE min (kcal/mol)")
+    de_mean_kcal: float | None = col("⟨ΔE⟩ Boltzmann (kcal/mol)")
+    de_arith_kcal: float | None = col("ΔE mean of configurations (kcal/mol)")
+    df_kcal: float | None = col("ΔF (kcal/mol)")
+    df_err_kcal: float | None = col("ΔF error, bootstrap (kcal/mol)")
+    df_half_kcal: float | None = col("ΔF from half the draws (kcal/mol)")
+    ideal_kcal: float | None = col("−kT ln Ω (kcal/mol)")
+    df_total_kcal: float | None = col("ΔF total (kcal/mol)")
+    mixing_kcal: float | None = col("ΔF total − line (d)…100 % (kcal/mol)")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class S3EnsembleRow:
+    """The random ≈ 20 % alloys of Table S3 as an ensemble, at one temperature (kcal/mol, total
+    over the x exchanged halides, against model (d) and the PbX2 reservoir)."""
+
+    temperature_k: float = col("T (K)", 0.0)
+    n_relaxed: int = col("random configurations relaxed", 0)
+    log10_omega: float = col("log10 Ω = log10 C(sites, x)", 0.0)
+    de_mean_kcal: float | None = col("⟨ΔE⟩ of the sample (kcal/mol)")
+    de_std_kcal: float | None = col("σ (kcal/mol)")
+    de_min_kcal: float | None = col("lowest (kcal/mol)")
+    de_max_kcal: float | None = col("highest (kcal/mol)")
+    de_boltzmann_kcal: float | None = col("⟨ΔE⟩ Boltzmann (kcal/mol)")
+    f_kcal: float | None = col("F random, sample (kcal/mol)")
+    f_err_kcal: float | None = col("F error, bootstrap (kcal/mol)")
+    f_half_kcal: float | None = col("F from half the sample (kcal/mol)")
+    f_gauss_kcal: float | None = col("F random, Gaussian (kcal/mol)")
+    ideal_kcal: float | None = col("−kT ln Ω (kcal/mol)")
+    status: str = col("status", "")
+
+
+@dataclass(frozen=True)
+class S3PatternRow:
+    """One ordered pattern of Table S3 against the distribution of random alloys (kcal/mol, total)."""
+
+    distribution: str = col("distribution", "")
+    x: int = col("x (halides exchanged)", 0)
+    de_total_kcal: float | None = col("ΔE total (kcal/mol)")
+    random_below_pct: float | None = col("random sample below it (%)")
+    z: float | None = col("z = (ΔE − ⟨ΔE⟩)/σ")
+    de_minus_mean_kcal: float | None = col("ΔE − ⟨ΔE⟩ random (kcal/mol)")
+    de_minus_min_kcal: float | None = col("ΔE − lowest random (kcal/mol)")
+    g_minus_f_kcal: float | None = col("G − F random at T (kcal/mol)")
+    published_de_minus_random_kcal: float | None = col("published ΔE − ΔE(random) (kcal/mol)")
     status: str = col("status", "")
 
 
