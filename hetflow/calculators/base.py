@@ -20,7 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
-from hetflow.calculators import registry
+from hetflow.calculators import mlip_models, registry
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
@@ -83,6 +83,12 @@ class CalcSpec:
         the structure first (``task="relax"`` only); the target method's relaxation then starts from
         that geometry and the result's energy, forces and ``converged`` are the target method's own.
         Enters the content key only when set.
+    accelerate: ``None`` or a machine-learned potential of :mod:`hetflow.calculators.mlip_models`
+        (``"chgnet-r2scan"``, ``"7net-0"`` …) that guides the relaxation
+        (:mod:`hetflow.calculators.accelerated`: the potential, force-corrected to the target's
+        forces, walks; the target level checks each step); ``task="relax"`` only.  The result's
+        energy, forces and ``converged`` are the target level's own.  Enters the content key only
+        when set.
     """
 
     backend: str = "tblite"
@@ -97,6 +103,7 @@ class CalcSpec:
     want_mo: bool = False
     settings: tuple[tuple[str, Any], ...] = ()
     prerelax: str | None = None
+    accelerate: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("backend", "method", "task", "optimizer"):
@@ -139,6 +146,19 @@ class CalcSpec:
             pre.check_spec(self, prerelax=True)
         else:
             target.check_spec(self)
+        if self.accelerate is not None:
+            m = mlip_models.resolve(str(self.accelerate))
+            if m is None:
+                raise InputError(f"unknown accelerate potential {validate.shown(self.accelerate)}; choose one of "
+                                 f"{', '.join(mlip_models.choices())}")
+            object.__setattr__(self, "accelerate", m.name)
+            if self.task != "relax":
+                raise InputError("accelerate needs task='relax'")
+            if self.prerelax is not None:
+                raise InputError("accelerate and prerelax exclude each other: the guided relaxation starts on the "
+                                 "potential already")
+            if m.backend == self.backend:
+                raise InputError(f"accelerate {m.name!r} is the target level itself; drop accelerate")
 
     @property
     def settings_dict(self) -> dict[str, Any]:
@@ -172,12 +192,13 @@ class CalcSpec:
     def key(self) -> str:
         """Stable hash of the spec (sha256 hex, 16 chars).
 
-        ``prerelax`` enters only when set, so specs without it keep the keys they had before
+        ``prerelax`` and ``accelerate`` enter only when set, so specs without it keep the keys they had before
         the field existed (cached results stay valid).
         """
         d = self.to_dict()
-        if d.get("prerelax") is None:
-            d.pop("prerelax", None)
+        for optional in ("prerelax", "accelerate"):
+            if d.get(optional) is None:
+                d.pop(optional, None)
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

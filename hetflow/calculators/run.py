@@ -20,6 +20,11 @@ at its own final geometry; ``extra["prerelax"]`` records the MLIP stage (model, 
 final fmax, converged, energy, wall time) and ``versions["prerelax"]`` its model and package
 versions.  ``wall_time`` covers both stages.
 
+**Guided relaxation** (``spec.accelerate`` = a machine-learned potential, ``task="relax"``):
+:func:`hetflow.calculators.accelerated.relax_accelerated`, launched where the target backend runs
+(the tblite worker process; CP2K: one single point per target call in ``<workdir>/target-NNN``);
+checkpoints in ``<workdir>/accelerated.json``.
+
 The returned ``result.atoms`` is a copy of the input with its per-atom label arrays
 (``domain``, ``layer``, ``role``, …) preserved and, for relaxations, the final positions/cell.
 """
@@ -33,6 +38,7 @@ from ase import Atoms
 
 from hetflow import validate
 from hetflow.calculators import registry
+from hetflow.calculators.accelerated import relax_accelerated
 from hetflow.calculators.base import CalcResult, CalcSpec
 from hetflow.calculators.relax import cell_filter_mode, relax
 from hetflow.errors import InputError
@@ -66,6 +72,10 @@ def run_calculation(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = N
         return _run_prerelaxed(atoms, spec, wd)
     backend = registry.backend(spec.backend)
     backend.check(atoms, spec)
+    if spec.accelerate is not None:  # a guided relaxation runs where the target level runs
+        if backend.relaxes_with_ase:
+            return backend.launch("hetflow.calculators.accelerated:relax_accelerated", atoms, spec, wd)
+        return relax_accelerated(atoms, spec, wd)
     if backend.relaxes_with_ase:
         return backend.launch("hetflow.calculators.run:run_local", atoms, spec, wd)
     return backend.run(atoms, spec, wd)

@@ -61,7 +61,7 @@ _NOT_CONVERGED = re.compile(r"not converged|did not converge|convergence", re.I)
 def xtb_settings(spec: CalcSpec) -> dict[str, Any]:
     """The spec's settings merged over :data:`XTB_DEFAULTS`, validated."""
     s = spec.settings_dict
-    unknown = set(s) - _KNOWN - {"ldos_groups", "optimizer_kwargs", "cell_filter", "scalar_pressure"}
+    unknown = set(s) - _KNOWN - {"ldos_groups", "optimizer_kwargs", "cell_filter", "scalar_pressure", "accelerate_options"}
     if unknown:
         raise InputError(
             f"unknown xTB setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KNOWN))}"

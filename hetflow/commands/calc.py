@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hetflow.atomic import write_atomic
-from hetflow.calculators import registry
+from hetflow.calculators import mlip_models, registry
 from hetflow.calculators.base import CalcSpec
 from hetflow.calculators.cp2k import check_input_with_cp2k, command, cp2k_settings, write_input
 from hetflow.calculators.mo_io import mo_reference, write_mo_npz
@@ -72,6 +72,10 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
     if pre:
         click.echo(f"prerelax     {pre['method']}: {pre['force_calls']} force calls, final fmax "
                    f"{pre['fmax_reached']:.4f} eV/Å, converged {pre['converged']}, {pre['wall_time']:.1f} s")
+    acc = res.extra.get("accelerate")
+    if acc:
+        click.echo(f"accelerate   {acc['potential']}: {acc['mlip_calls']} potential calls ({acc['mlip_s']:.1f} s), "
+                   f"{acc['macro_steps']} guided steps ({acc['refused']} refused), target {acc['target_s']:.1f} s")
     for r in res.recovery:
         click.echo(f"recovery     {r}")
     if "blas" in res.versions:
@@ -90,7 +94,8 @@ def _report(res, json_out: str | None, structure_out: str | None) -> None:
             mo_ref, npz = _write_mo(res, Path(json_out))
         data = {"energy_eV": res.energy, "converged": res.converged, "scf_steps": res.scf_steps,
                 "opt_steps": res.opt_steps, "force_calls": res.force_calls,
-                "prerelax": res.extra.get("prerelax"), "recovery": res.recovery, "versions": res.versions,
+                "prerelax": res.extra.get("prerelax"), "accelerate": res.extra.get("accelerate"),
+                "recovery": res.recovery, "versions": res.versions,
                 "spec": res.spec.to_dict(), "wall_time_s": res.wall_time,
                 "forces_eV_per_A": res.forces.tolist() if res.forces is not None else None,
                 "mo": mo_ref}
@@ -141,12 +146,15 @@ def register(app: click.Group) -> None:
                   default="FIRE", show_default=True, help="Sella runs in Cartesian coordinates.")
     @click.option("--prerelax", type=click.Choice(registry.prerelax_names()), default=None,
                   help="Relax with this machine-learned potential first, then with the target method.")
+    @click.option("--accelerate", type=click.Choice(mlip_models.choices(), case_sensitive=False), default=None,
+                  help="Guide the relaxation with this machine-learned potential, force-corrected to the target "
+                       "method, which checks every step (--steps then bounds the target's force calls).")
     @click.option("--cell", is_flag=True, help="Relax the cell too (periodic only).")
     @click.option("--workdir", default=None, help="Checkpoint directory; rerun with it to resume.")
     @click.option("-o", "--output", default="relaxed.extxyz", show_default=True)
     @click.option("--json", "json_out", default=None)
     def relax_cmd(file, backend, method, charge, multiplicity, periodic, settings, fmax, steps, optimizer,
-                  prerelax, cell, workdir, output, json_out):
+                  prerelax, accelerate, cell, workdir, output, json_out):
         """Relax the structure in FILE; writes the final structure (labels kept)."""
         from hetflow.calculators.relax import relax_cell  # lazy: ase.constraints loads scipy (0.4 s)
         from hetflow.calculators.run import run_calculation
@@ -154,7 +162,9 @@ def register(app: click.Group) -> None:
         atoms = _read(file)
         periodic = bool(atoms.pbc.any()) if periodic is None else periodic
         spec = _spec(backend, method, charge, multiplicity, periodic, "relax", settings,
-                     fmax=fmax, max_steps=steps, optimizer=optimizer, prerelax=prerelax)
+                     fmax=fmax, max_steps=steps, optimizer=optimizer, prerelax=prerelax, accelerate=accelerate)
+        if cell and accelerate:
+            raise InputError("--accelerate relaxes the ions only; drop --cell or --accelerate")
         res = relax_cell(atoms, spec, workdir) if cell else run_calculation(atoms, spec, workdir)
         _report(res, json_out, output)
 

@@ -50,7 +50,8 @@ def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = 
     if opts.level == "xtb":
         return CalcSpec(backend="tblite", method=opts.method, task=task, periodic=periodic, want_mo=want_mo,
                         fmax=opts.relax_fmax, max_steps=steps, optimizer=opts.optimizer, settings=settings,
-                        prerelax=pre)
+                        prerelax=pre, accelerate=opts.accelerate if task == "relax" and not settings.get("cell_filter")
+                        else None)
     if opts.level == "mlip":
         m = mlip_models.model(opts.mlip)
         return CalcSpec(backend=m.backend, method=m.name, task=task, periodic=periodic, fmax=opts.relax_fmax, max_steps=steps,

@@ -77,6 +77,8 @@ class RecipeOptions:
     max_steps: safety net on the optimiser steps of one relaxation (None: :data:`MAX_STEPS`); a
         relaxation that reaches it is reported as not converged and its rows carry no number.
     optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS, Sella).
+    accelerate: None or a machine-learned potential that guides every relaxation of level xtb
+        (:mod:`hetflow.calculators.accelerated`); energies stay the target level's own.
     prerelax: None or a machine-learned potential (chgnet, sevennet) that relaxes each structure
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
@@ -106,6 +108,9 @@ class RecipeOptions:
     optimizer: str = option("FIRE", "ASE optimiser of the relaxations.", choices=OPTIMIZERS)
     prerelax: str | None = option(None, "Relax every structure with this potential first; the table's energies "
                                   "stay the target level's own.", choices=PRERELAX)
+    accelerate: str | None = option(None, "Guide every relaxation of --level xtb with this potential (force-corrected "
+                                    "to the target level, which checks each step); the table's energies stay the target "
+                                    "level's own.", choices=MLIPS, case_sensitive=False)
     mlip: str = option(mlip_models.DEFAULT_MLIP, "Potential of --level mlip (weights inside the wheels, no "
                        "network): chgnet-r2scan = CHGNet's r²SCAN model (the default, closest to Tables S1–S2), chgnet = "
                        "CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head.",
@@ -122,6 +127,15 @@ class RecipeOptions:
             raise InputError(f"unknown machine-learned potential {self.mlip!r}; choose one of {', '.join(MLIPS)}")
         if self.prerelax is not None and self.prerelax not in PRERELAX:
             raise InputError(f"unknown prerelax {self.prerelax!r}; choose one of {', '.join(PRERELAX)}")
+        if self.accelerate is not None:
+            if mlip_models.resolve(self.accelerate) is None:
+                raise InputError(f"unknown accelerate potential {self.accelerate!r}; choose one of {', '.join(MLIPS)}")
+            if self.level != "xtb":
+                raise InputError(f"--accelerate guides --level xtb relaxations (level {self.level!r}: "
+                                 + ("the potential is the level itself)" if self.level == "mlip" else
+                                    "CP2K relaxes natively; use --prerelax)"))
+            if self.prerelax is not None:
+                raise InputError("--accelerate and --prerelax exclude each other")
         self.outdir = Path(self.outdir)
 
     @property
