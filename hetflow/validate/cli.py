@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import errno
-import math
-import os
-import re
-import shlex
-import stat
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-
-from hetflow.errors import HetflowError, InputError
-from hetflow.validate._core import integer, name, output_file
-from hetflow.validate.structures import MAX_INPLANE, MAX_OCTAHEDRA, MAX_PARTNER_CELLS, SIZES
+from hetflow.errors import InputError
+from hetflow.validate._core import integer
+from hetflow.validate.structures import MAX_INPLANE, MAX_OCTAHEDRA, MAX_PARTNER_CELLS
 
 # ----------------------------------------------------------------------------- CLI rules
 #: bounds of CLI options by parameter name (ints and floats); options not listed are only

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import math
-import os
 import re
-import shlex
-import stat
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-
-from hetflow.errors import HetflowError, InputError
-from hetflow.validate._core import MAX_STRUCTURE_BYTES, integer, name, number, printable, read_bytes, regular_file, shown, text, user_path
+from hetflow.errors import InputError
+from hetflow.validate._core import (MAX_STRUCTURE_BYTES, integer, printable, read_bytes, regular_file, shown,
+                                    user_path)
 
 # ----------------------------------------------------------------------------- structure files
 _XYZ_SUFFIXES = (".xyz", ".extxyz")
