@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from hetflow.analysis.thermo import (K_B, bootstrap_free_energy, ensemble, ideal_mixing_free_energy,
-                                     log_binomial, mixing_curve)
+from hetflow.analysis.thermo import (K_B, bootstrap_free_energy, ensemble, gaussian_free_energy,
+                                     ideal_mixing_free_energy, log_binomial, mixing_curve)
 from hetflow.errors import InputError
 
 
@@ -65,3 +65,17 @@ def test_mixing_curve_is_zero_at_the_ends_and_signs_stabilised_points():
     assert m[0] == 0.0 and m[-1] == 0.0
     assert m[1] == pytest.approx(-1.2) and m[2] == pytest.approx(0.0)
     assert np.argmin(m) == 1
+
+
+def test_gaussian_free_energy_is_the_second_cumulant():
+    """F of Gaussian energies: μ − σ²/2kT − kT ln Ω, which a large sample reproduces (σ = kT/2),
+    and which is exact for σ = 0."""
+    t, lo = 300.0, math.log(1e6)
+    kt = K_B * t
+    assert gaussian_free_energy(1.0, 0.0, t, lo) == pytest.approx(1.0 - kt * lo)
+    rng = np.random.default_rng(1)
+    e = rng.normal(0.2, 0.5 * kt, 400_000)
+    sample = ensemble(e, t, log_omega=lo).free_energy
+    assert sample == pytest.approx(gaussian_free_energy(0.2, 0.5 * kt, t, lo), abs=2e-4)
+    with pytest.raises(InputError, match="std ≥ 0"):
+        gaussian_free_energy(0.0, -1.0, t, lo)
