@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -120,7 +121,17 @@ def start_cli(*args: str, mark: str, cwd: Path | None = None, env: dict | None =
     environment, in its own session (signals of the test runner do not reach it)."""
     full_env = dict(os.environ) | (env or {}) | {MARK_VAR: mark}
     return subprocess.Popen([sys.executable, "-m", "hetflow.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, start_new_session=True,
+                            preexec_fn=_default_signals)
+
+
+def _default_signals() -> None:
+    """In the child before exec: SIGINT, SIGHUP and SIGTERM back to their defaults.  A test runner
+    started with ``nohup`` or as a background job of a non-interactive shell inherits SIGHUP /
+    SIGINT *ignored*, and ignored dispositions survive exec — the controller would then (rightly)
+    keep ignoring them, and the signal tests would test the runner's shell, not hetflow."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def fake_yaml(names: list[str], sleep: float = 0.0, extra: str = "", chained: dict | None = None) -> str:
