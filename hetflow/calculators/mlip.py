@@ -69,7 +69,7 @@ CUTOFF: dict[str, float] = {m.name: m.cutoff for m in MODELS.values()}
 #: Highest atomic number CHGNet 0.3.0 has an embedding for (its training set: H–Pu).
 CHGNET_MAX_Z = 94
 
-_KNOWN = {"vacuum", "threads", "freeze", "optimizer_kwargs"}
+_KNOWN = {"vacuum", "threads", "freeze", "optimizer_kwargs", "cell_filter", "scalar_pressure"}
 
 _MODELS: dict[str, Any] = {}
 _MODELS_LOCK = threading.Lock()

@@ -90,6 +90,22 @@ def test_periodic_cell_stress_is_the_strain_derivative(cubic_cell, backend):
     assert np.mean(r.extra["stress"][:3]) == pytest.approx(sigma_fd, rel=0.05)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cell_relaxation_contracts_an_expanded_cell(cubic_cell, backend, tmp_path):
+    """Ions + cell (``relax_cell``, the bulk relaxations of ``reproduce zif --level mlip``): a cubic
+    CsPbCl3 cell expanded by 4 % shrinks back, to a cell the potential's stress no longer pushes."""
+    from hetflow.calculators.relax import relax_cell
+
+    expanded = cubic_cell.copy()
+    expanded.set_cell(cubic_cell.cell * 1.04, scale_atoms=True)
+    spec = CalcSpec(backend=backend, periodic=True, task="relax", fmax=0.01, max_steps=200,
+                    settings={"cell_filter": True})
+    r = relax_cell(expanded, spec, tmp_path)
+    assert r.converged and r.atoms.get_volume() < 0.98 * expanded.get_volume()
+    assert 5.5 < r.atoms.get_volume() ** (1 / 3) < 5.8  # a PBE-like CsPbCl3 lattice (5.605 Å measured)
+    assert np.abs(r.extra["stress"]).max() * r.atoms.get_volume() / len(r.atoms) < 0.05
+
+
 def test_what_the_models_cannot_do_is_one_line_errors(tiny_nc):
     with pytest.raises(InputError, match=r"chgnet cannot model charged systems \(charge=1\)"):
         CalcSpec(backend="chgnet", charge=1)
