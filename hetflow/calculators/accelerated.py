@@ -55,7 +55,7 @@ from ase.constraints import FixAtoms
 from hetflow.atomic import write_atomic
 from hetflow.calculators import mlip_models, registry
 from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
-from hetflow.calculators.relax import freeze_mask, make_engine, max_force, relax
+from hetflow.calculators.relax import freeze_mask, make_engine, max_force, read_checkpoint, relax
 from hetflow.errors import CalculatorError, InputError
 
 __all__ = ["ACCEL_DEFAULTS", "surrogate_spec", "relax_accelerated"]
@@ -127,18 +127,6 @@ def _options(spec: CalcSpec) -> dict[str, float]:
     return out
 
 
-def _load(path: Path, fp: str) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CalculatorError(f"checkpoint {path} is unreadable ({exc}); delete it to start afresh") from None
-    if data.get("start_fingerprint") != fp:
-        raise CalculatorError(f"workdir {path.parent} holds a checkpoint of a different relaxation; use another workdir")
-    return data
-
-
 def _finish(atoms: Atoms, x: np.ndarray, spec: CalcSpec, backend: Any, workdir: str | Path | None,
             budget: int) -> CalcResult:
     """The target level's own relaxation from ``x`` (``spec.optimizer``, at most ``budget`` steps),
@@ -172,7 +160,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
     ck = None if workdir is None else Path(workdir) / "accelerated.json"
     if ck is not None:
         ck.parent.mkdir(parents=True, exist_ok=True)
-    st = _load(ck, fp) if ck is not None else None
+    st = read_checkpoint(ck, atoms) if ck is not None else None
     counts = {"target_calls": 0, "mlip_calls": 0, "macro_steps": 0, "refused": 0, "scf_steps": 0,
               "target_s": 0.0, "mlip_s": 0.0}
     if st is not None:
@@ -181,13 +169,18 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
               _SinglePoints(backend, spec, None if workdir is None else Path(workdir), counts["target_calls"]))
     recovery: list[str] = []
 
-    def evaluate(pos: np.ndarray) -> tuple[float, np.ndarray]:
+    def call(engine: Any, pos: np.ndarray, who: str) -> Any:
+        """One energy+force call of ``engine`` at ``pos``, counted and timed under ``who``."""
         a = work.copy()
         a.positions = pos
         t = time.perf_counter()
-        r = target.compute(a)
-        counts["target_s"] += time.perf_counter() - t
-        counts["target_calls"] += 1
+        r = engine.compute(a)
+        counts[f"{who}_s"] += time.perf_counter() - t
+        counts[f"{who}_calls"] += 1
+        return r
+
+    def evaluate(pos: np.ndarray) -> tuple[float, np.ndarray]:
+        r = call(target, pos, "target")
         counts["scf_steps"] += r.scf_steps or 0
         recovery.extend(f"target call {counts['target_calls']}: {x}" for x in r.recovery)
         return float(r.energy), np.asarray(r.forces, float)
@@ -210,13 +203,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
                                                    for p, q in st.get("pairs", [])] if st else [])
 
     def mlip_at(pos: np.ndarray) -> np.ndarray:
-        a = work.copy()
-        a.positions = pos
-        t = time.perf_counter()
-        r = mlip.compute(a)
-        counts["mlip_calls"] += 1
-        counts["mlip_s"] += time.perf_counter() - t
-        return np.asarray(r.forces, float)
+        return np.asarray(call(mlip, pos, "mlip").forces, float)
 
     def h0(q: np.ndarray, fm: np.ndarray, reach: float) -> np.ndarray:
         """H0·q: the displacement that relaxes the MLIP surface whose force at x is −q (at most

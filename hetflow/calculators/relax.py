@@ -192,18 +192,18 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(data), fsync=False)
 
 
-def _load_checkpoint(workdir: Path, atoms: Atoms, cell_relax: bool) -> dict[str, Any] | None:
-    cp = workdir / "checkpoint.json"
-    if not cp.exists():
+def read_checkpoint(path: Path, atoms: Atoms, **expected: Any) -> dict[str, Any] | None:
+    """The checkpoint JSON at ``path`` (None if there is none), refused when it belongs to another
+    relaxation: another starting structure, or another value of any ``expected`` field."""
+    if not path.exists():
         return None
     try:
-        data = json.loads(cp.read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CalculatorError(f"checkpoint {cp} is unreadable ({exc}); delete it to start afresh") from None
-    if data.get("start_fingerprint") != structure_fingerprint(atoms) or data.get("cell_relax") != cell_relax:
-        raise CalculatorError(
-            f"workdir {workdir} holds a checkpoint of a different relaxation; use another workdir"
-        )
+        raise CalculatorError(f"checkpoint {path} is unreadable ({exc}); delete it to start afresh") from None
+    if data.get("start_fingerprint") != structure_fingerprint(atoms) or any(
+            data.get(k) != v for k, v in expected.items()):
+        raise CalculatorError(f"workdir {path.parent} holds a checkpoint of a different relaxation; use another workdir")
     return data
 
 
@@ -254,7 +254,7 @@ def relax(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None, cell:
     if workdir is not None:
         wd = Path(workdir)
         wd.mkdir(parents=True, exist_ok=True)
-        data = _load_checkpoint(wd, atoms, cell)
+        data = read_checkpoint(wd / "checkpoint.json", atoms, cell_relax=cell)
         if data is not None:
             work.positions = np.asarray(data["positions"], dtype=float)
             work.cell = np.asarray(data["cell"], dtype=float)
