@@ -53,12 +53,13 @@ def n_exchanged(atoms) -> int:
     return int((np.asarray(atoms.get_chemical_symbols()) == "I").sum())
 
 
-def run_mode(atoms, mode: str, fmax: float, accelerate: str, threads: int) -> dict:
+def run_mode(atoms, mode: str, fmax: float, accelerate: str, threads: int, options: dict | None = None) -> dict:
     from hetflow.calculators.base import CalcSpec
     from hetflow.calculators.run import run_calculation
 
     spec = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", fmax=fmax, max_steps=2000,
-                    optimizer="FIRE", settings={"threads": threads},
+                    optimizer="FIRE", settings={"threads": threads} | ({"accelerate_options": options}
+                                                                        if options and mode == "accelerated" else {}),
                     accelerate=accelerate if mode == "accelerated" else None)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hetflow-bench-accel-") as wd:
@@ -69,7 +70,8 @@ def run_mode(atoms, mode: str, fmax: float, accelerate: str, threads: int) -> di
             "scf_steps": int(r.scf_steps or 0), "fmax": float(r.extra.get("fmax_reached", np.nan)),
             "wall_s": round(wall, 1), "target_s": round(acc.get("target_s", wall), 1),
             "mlip_s": round(acc.get("mlip_s", 0.0), 1), "mlip_calls": int(acc.get("mlip_calls", 0)),
-            "refused": int(acc.get("refused", 0)), "positions": r.atoms.positions.tolist(),
+            "refused": int(acc.get("refused", 0)), "finish_calls": int(acc.get("finish_calls", 0)),
+            "history": acc.get("history", []), "options": options or {}, "positions": r.atoms.positions.tolist(),
             "n_exchanged": n_exchanged(atoms)}
 
 
@@ -113,6 +115,10 @@ def main(argv=None) -> int:
     p.add_argument("--fmax", type=float, default=0.1)
     p.add_argument("--accelerate", default="chgnet-r2scan")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--options", type=json.loads, default=None,
+                   help='accelerate_options as JSON, e.g. \'{"correction": 0}\' (the guided mode only)')
+    p.add_argument("--label", default=None, help="store the guided run under this name (default 'accelerated'), "
+                   "to keep variants side by side; the comparison uses 'accelerated'")
     p.add_argument("--summary", action="store_true")
     a = p.parse_args(argv)
     path = RESULTS / "accelerated.json"
@@ -122,7 +128,8 @@ def main(argv=None) -> int:
         for name in a.configs:
             atoms = build(name)
             for mode in a.modes:
-                r = run_mode(atoms, mode, a.fmax, a.accelerate, a.threads)
+                r = run_mode(atoms, mode, a.fmax, a.accelerate, a.threads, a.options)
+                mode = a.label if mode == "accelerated" and a.label else mode
                 done.setdefault(name, {})[mode] = r
                 print(f"   {name:13s} {mode:11s} converged {r['converged']}, E {r['energy_eV']:.4f} eV, "
                       f"{r['force_calls']} target calls, {r['scf_steps']} SCF, {r['wall_s']:.0f} s "

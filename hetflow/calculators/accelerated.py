@@ -26,6 +26,13 @@ H_M⁻¹ F_T(x_k): the error contracts by ‖I − H_M⁻¹ H_T‖ per target ca
 number of H_T itself; the L-BFGS pairs correct the directions in which the MLIP is too stiff or too
 soft.
 
+**The Δ-correction** (``correction = 1``; off by default, BENCHMARKS §14): the surface the inner relaxations walk is the
+MLIP plus a pair term per element pair fitted by ridge least squares to F_T − F_M on every target
+frame so far (:mod:`hetflow.calculators.delta_pair`; the MLIP is evaluated once more at each target
+frame).  It carries what the two levels disagree on most — bond lengths (GFN1's CsPbCl3 lattice is
+5.40 Å, CHGNet's ≈ 5.6 Å) and stiffnesses — into H0, refitted after every target call; the constant
+tilt then only has to carry the rest.
+
 The gate does not change: the result's energy and forces are the target level's own, at the final
 geometry, and ``converged`` means the target's max |F| < ``spec.fmax``.  ``force_calls`` counts the
 target's calls (guided and finishing; ``spec.max_steps`` bounds them); ``extra["accelerate"]`` records the MLIP calls, macro steps, refused steps, SCF
@@ -54,7 +61,9 @@ from ase.constraints import FixAtoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators import mlip_models, registry
+from hetflow.calculators.accelerate_options import ACCEL_DEFAULTS, accelerate_options
 from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
+from hetflow.calculators.delta_pair import PairCorrection, PairFit
 from hetflow.calculators.relax import freeze_mask, make_engine, max_force, read_checkpoint, relax
 from hetflow.errors import CalculatorError, InputError
 
@@ -62,33 +71,26 @@ __all__ = ["ACCEL_DEFAULTS", "surrogate_spec", "relax_accelerated"]
 
 log = logging.getLogger("hetflow.calculators.accelerated")
 
-#: tunables (``settings["accelerate_options"]`` overrides any of them): trust radius r0 and its
-#: bounds (Å, largest atomic displacement per macro step), the surrogate's inner fmax as a
-#: fraction of ``spec.fmax``, the MLIP steps per inner relaxation, the energy rise tolerated on
-#: acceptance (eV; target SCF noise), and the refused steps in a row after which the target level
-#: finishes the relaxation alone (``spec.optimizer``, the remaining budget), and the L-BFGS memory
-ACCEL_DEFAULTS: dict[str, float] = {"trust": 0.5, "trust_min": 0.02, "trust_max": 1.0, "inner_fmax_ratio": 0.3,
-                                    "inner_steps": 500, "accept_rise": 1e-3, "max_refused": 3,
-                                    "memory": 8}
-
-
 class _Surrogate(Calculator):
-    """MLIP energy and forces plus a constant force ``df`` anchored at ``x0``:
-    E_S(y) = E_M(y) − df·(y − x0), F_S(y) = F_M(y) + df."""
+    """MLIP energy and forces, plus the fitted pair correction ``corr`` (None: none), plus a
+    constant force ``df`` anchored at ``x0``: E_S(y) = E_M(y) + E_Δ(y) − df·(y − x0),
+    F_S(y) = F_M(y) + F_Δ(y) + df."""
 
     implemented_properties = ["energy", "forces"]
 
-    def __init__(self, engine: Any, x0: np.ndarray, df: np.ndarray) -> None:
+    def __init__(self, engine: Any, x0: np.ndarray, df: np.ndarray, corr: PairCorrection | None = None) -> None:
         super().__init__()
-        self.engine, self.x0, self.df = engine, x0, df
+        self.engine, self.x0, self.df, self.corr = engine, x0, df, corr
         self.calls = 0
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: D401
         super().calculate(atoms, properties, system_changes)
         r = self.engine.compute(self.atoms)
         self.calls += 1
+        ec, fc = self.corr.energy_forces(self.atoms) if self.corr is not None else (0.0, 0.0)
         d = self.atoms.positions - self.x0
-        self.results = {"energy": float(r.energy - (self.df * d).sum()), "forces": np.asarray(r.forces) + self.df}
+        self.results = {"energy": float(r.energy + ec - (self.df * d).sum()),
+                        "forces": np.asarray(r.forces) + fc + self.df}
 
 
 class _SinglePoints:
@@ -117,16 +119,6 @@ def surrogate_spec(spec: CalcSpec) -> CalcSpec:
                     settings={} if threads is None else {"threads": threads})
 
 
-def _options(spec: CalcSpec) -> dict[str, float]:
-    given = spec.settings_dict.get("accelerate_options") or {}
-    if not isinstance(given, dict) or set(given) - set(ACCEL_DEFAULTS):
-        raise InputError(f"settings 'accelerate_options' takes {', '.join(ACCEL_DEFAULTS)}; got {given!r}")
-    out = {**ACCEL_DEFAULTS, **{k: float(v) for k, v in given.items()}}
-    if not 0 < out["trust_min"] <= out["trust"] <= out["trust_max"] or not 0 < out["inner_fmax_ratio"] <= 1:
-        raise InputError(f"accelerate_options out of range: {out}")
-    return out
-
-
 def _finish(atoms: Atoms, x: np.ndarray, spec: CalcSpec, backend: Any, workdir: str | Path | None,
             budget: int) -> CalcResult:
     """The target level's own relaxation from ``x`` (``spec.optimizer``, at most ``budget`` steps),
@@ -149,7 +141,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
     backend = registry.backend(spec.backend)
     if spec.settings_dict.get("cell_filter"):
         raise InputError("accelerate relaxes the ions only; drop the cell filter or accelerate")
-    opt = _options(spec)
+    opt = accelerate_options(spec.settings_dict)
     t0 = time.perf_counter()
     mlip = make_engine(surrogate_spec(spec))
     work = atoms.copy()
@@ -185,34 +177,53 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
         recovery.extend(f"target call {counts['target_calls']}: {x}" for x in r.recovery)
         return float(r.energy), np.asarray(r.forces, float)
 
-    if st is not None:
-        x = np.asarray(st["positions"], float)
-        e, f = float(st["energy"]), np.asarray(st["forces"], float)
-        trust = float(st["trust"])
-        log.info("resuming accelerated relaxation in %s after %d target calls", workdir, counts["target_calls"])
-    else:
-        x = work.positions.copy()
-        e, f = evaluate(x)
-        trust = opt["trust"]
-    history: list[dict[str, float]] = list(st.get("history", [])) if st else []
-
     def fmax_of(forces: np.ndarray) -> float:
         return max_force(forces[free])
-
-    pairs: list[tuple[np.ndarray, np.ndarray]] = ([(np.asarray(p, float), np.asarray(q, float))
-                                                   for p, q in st.get("pairs", [])] if st else [])
 
     def mlip_at(pos: np.ndarray) -> np.ndarray:
         return np.asarray(call(mlip, pos, "mlip").forces, float)
 
-    def h0(q: np.ndarray, fm: np.ndarray, reach: float) -> np.ndarray:
-        """H0·q: the displacement that relaxes the MLIP surface whose force at x is −q (at most
-        ``reach`` Å for any atom), negated — the MLIP's inverse Hessian applied to q."""
+    # the Δ-correction's data: every target frame with the MLIP's forces at the same geometry
+    fit = PairFit(work, free, ridge=opt["ridge"]) if opt["correction"] else None
+    frames: list[list[Any]] = list(st.get("frames", [])) if st else []
+    if fit is not None:
+        for pos, ft, fmf in frames:
+            fit.add(np.asarray(pos, float), np.asarray(ft, float) - np.asarray(fmf, float))
+
+    def observe(pos: np.ndarray, ft: np.ndarray) -> np.ndarray | None:
+        """The MLIP's forces at a target frame, added to the correction's fit (None without one)."""
+        if fit is None:
+            return None
+        fmf = mlip_at(pos)
+        fit.add(pos, ft - fmf)
+        frames.append([pos.tolist(), ft.tolist(), fmf.tolist()])
+        return fmf
+
+    if st is not None:
+        x = np.asarray(st["positions"], float)
+        e, f = float(st["energy"]), np.asarray(st["forces"], float)
+        trust = float(st["trust"])
+        fm = np.asarray(frames[-1][2], float) if frames and np.allclose(frames[-1][0], x) else None
+        log.info("resuming accelerated relaxation in %s after %d target calls", workdir, counts["target_calls"])
+    else:
+        x = work.positions.copy()
+        e, f = evaluate(x)
+        fm = observe(x, f)
+        trust = opt["trust"]
+    history: list[dict[str, float]] = list(st.get("history", [])) if st else []
+
+    pairs: list[tuple[np.ndarray, np.ndarray]] = ([(np.asarray(p, float), np.asarray(q, float))
+                                                   for p, q in st.get("pairs", [])] if st else [])
+
+    def h0(q: np.ndarray, fm: np.ndarray, corr: PairCorrection | None, reach: float) -> np.ndarray:
+        """H0·q: the displacement that relaxes the (corrected) MLIP surface whose force at x is −q
+        (at most ``reach`` Å for any atom), negated — the surrogate's inverse Hessian applied to q."""
         s = work.copy()
         s.positions = x
         if mask.any():
             s.set_constraint(FixAtoms(mask=mask))
-        sur = _Surrogate(mlip, x.copy(), np.where(free[:, None], -q - fm, 0.0))
+        fc = corr.energy_forces(s)[1] if corr is not None else 0.0
+        sur = _Surrogate(mlip, x.copy(), np.where(free[:, None], -q - fm - fc, 0.0), corr)
         s.calc = sur
         t = time.perf_counter()
         inside = x.copy()
@@ -225,7 +236,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
         counts["mlip_s"] += time.perf_counter() - t
         return -(inside - x)
 
-    def direction(fm: np.ndarray) -> np.ndarray:
+    def direction(fm: np.ndarray, corr: PairCorrection | None) -> np.ndarray:
         """The L-BFGS step −H·g with the MLIP as H0 (two-loop recursion over ``pairs``)."""
         q = np.where(free[:, None], -f, 0.0)
         alphas = []
@@ -233,7 +244,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
             a = float((sv * q).sum()) / float((yv * sv).sum())
             q = q - a * yv
             alphas.append(a)
-        r = h0(q, fm, 2.0 * opt["trust_max"])
+        r = h0(q, fm, corr, 2.0 * opt["trust_max"])
         for (sv, yv), a in zip(pairs, reversed(alphas)):
             b = float((yv * r).sum()) / float((yv * sv).sum())
             r = r + sv * (a - b)
@@ -244,17 +255,20 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
             return
         write_atomic(ck, json.dumps({"start_fingerprint": fp, "positions": x.tolist(), "energy": e,
                                      "forces": f.tolist(), "trust": trust, "counts": counts, "history": history,
-                                     "pairs": [[p.tolist(), q.tolist()] for p, q in pairs], "fmax": fmax_of(f),
+                                     "pairs": [[p.tolist(), q.tolist()] for p, q in pairs], "frames": frames,
+                                     "fmax": fmax_of(f),
                                      "method": spec.method, "accelerate": spec.accelerate}), fsync=False)
 
     save()
     while (fmax_of(f) >= spec.fmax and counts["target_calls"] < spec.max_steps
            and counts.get("refused_in_row", 0) < int(opt["max_refused"])):
-        fm = mlip_at(x)
-        step = direction(fm)
+        if fm is None:
+            fm = mlip_at(x)
+        corr = fit.solve() if fit is not None else None
+        step = direction(fm, corr)
         if float((step * f).sum()) <= 0.0 and pairs:  # not a descent direction: forget the pairs
             pairs.clear()
-            step = direction(fm)
+            step = direction(fm, corr)
         longest = float(np.sqrt((step ** 2).sum(axis=1)).max())
         if longest < 1e-9 or float((step * f).sum()) <= 0.0:
             # the surrogate did not move, or not downhill on the target: a steepest-descent step
@@ -266,12 +280,15 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
         predicted = float((f * step).sum()) * (-t_frac + 0.5 * t_frac ** 2)
         step, longest = step * t_frac, longest * t_frac
         e_new, f_new = evaluate(x + step)
+        fm_new = observe(x + step, f_new)
         counts["macro_steps"] += 1
         actual = e_new - e
         ratio = actual / predicted if predicted < 0 else -1.0
         accepted = actual <= opt["accept_rise"] and (actual < 0 or ratio > 0)
         history.append({"energy": e_new, "fmax": fmax_of(f_new), "step": longest, "trust": trust,
-                        "predicted": predicted, "actual": actual, "memory": len(pairs), "accepted": bool(accepted)})
+                        "predicted": predicted, "actual": actual, "memory": len(pairs), "accepted": bool(accepted),
+                        **({"delta_rms": corr.residual["rms_after"], "raw_rms": corr.residual["rms_before"]}
+                           if corr is not None else {})})
         log.info("accelerated step %d: E %.5f eV (%+.4f, model %+.4f), fmax %.3f eV/Å, step %.3f Å, trust %.3f Å, %s",
                  counts["macro_steps"], e_new, actual, predicted, fmax_of(f_new), longest, trust,
                  "accepted" if accepted else "refused")
@@ -284,7 +301,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
             if float((yv * step).sum()) > 1e-10 and opt["memory"] > 0:  # curvature condition
                 pairs.append((step, yv))
                 del pairs[:-int(opt["memory"])]
-            x, e, f = x + step, e_new, f_new
+            x, e, f, fm = x + step, e_new, f_new, fm_new
             counts["refused_in_row"] = 0
         else:
             pairs.clear()

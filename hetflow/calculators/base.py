@@ -21,6 +21,7 @@ from ase import Atoms
 
 from hetflow import validate  # the one validation layer (finite numbers, ranges, text)
 from hetflow.calculators import mlip_models, registry
+from hetflow.calculators.accelerate_options import accelerate_options
 from hetflow.calculators.mo_io import MOData  # noqa: F401 - defined with its file format, re-exported
 from hetflow.errors import InputError
 
@@ -159,6 +160,7 @@ class CalcSpec:
                                  "potential already")
             if m.backend == self.backend:
                 raise InputError(f"accelerate {m.name!r} is the target level itself; drop accelerate")
+            accelerate_options(self.settings_dict)
 
     @property
     def settings_dict(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ CP2K_DEFAULTS: dict[str, Any] = {
     "recovery": True,
 }
 _KNOWN = set(CP2K_DEFAULTS) | {"box", "vacuum", "cutoff", "max_force", "ldos_groups", "data_dir", "threads",
-                               "poisson_solver"}
+                               "poisson_solver", "accelerate_options"}
 PROJECT = "hetflow"
 _SYMBOLS = set(chemical_symbols[1:])
 

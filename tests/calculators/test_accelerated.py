@@ -55,7 +55,7 @@ def test_guided_result_is_the_target_levels_own(nc, guided):
     # the energy and forces are a plain GFN1 single point of the final geometry
     sp = run_calculation(r.atoms, CalcSpec(backend="tblite", method="GFN1-xTB", settings={"threads": 1}))
     assert r.energy == pytest.approx(sp.energy, abs=1e-6)
-    np.testing.assert_allclose(r.forces, sp.forces, atol=1e-4)  # SCF from another guess: forces to 1e-4
+    np.testing.assert_allclose(r.forces, sp.forces, atol=5e-4)  # SCF from another guess: forces to 5e-4
     assert float(np.linalg.norm(sp.forces, axis=1).max()) < 0.05
     # every accepted step lowered the target energy; the relaxed cluster is below the start
     start = run_calculation(nc, CalcSpec(backend="tblite", method="GFN1-xTB", settings={"threads": 1}))
@@ -79,6 +79,38 @@ def test_a_rerun_resumes_without_a_target_call(nc, guided):
 def test_the_gate_holds_on_a_capped_guided_relaxation(nc, tmp_path):
     r = run_calculation(nc, _spec().replace(max_steps=2), tmp_path)
     assert not r.converged and r.force_calls == 2 and r.extra["fmax_reached"] >= 0.05
+
+
+def test_delta_corrected_guidance(nc, tmp_path):
+    """``accelerate_options={"correction": 1}``: the pair Δ-correction fitted to every target frame
+    guides the inner relaxations; the result is still the target level's own, every guided target
+    frame is stored with the MLIP's forces, the fit explains part of the force difference, and a
+    rerun resumes from the stored frames without a target call."""
+    spec = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", fmax=0.05, max_steps=200, accelerate=POT,
+                    settings={"threads": 1, "accelerate_options": {"correction": 1}})
+    r = run_calculation(nc, spec, tmp_path)
+    acc = r.extra["accelerate"]
+    assert r.converged and r.extra["fmax_reached"] < 0.05
+    sp = run_calculation(r.atoms, CalcSpec(backend="tblite", method="GFN1-xTB", settings={"threads": 1}))
+    assert r.energy == pytest.approx(sp.energy, abs=1e-6)
+    ck = json.loads((tmp_path / "accelerated.json").read_text())
+    guided_calls = 1 + acc["macro_steps"]
+    assert len(ck["frames"]) == guided_calls and all(len(fr) == 3 for fr in ck["frames"])
+    assert acc["mlip_calls"] > guided_calls  # one MLIP call per target frame besides the inner relaxations
+    fits = [h for h in acc["history"] if "delta_rms" in h]
+    assert len(fits) == acc["macro_steps"] and all(0 <= h["delta_rms"] < h["raw_rms"] for h in fits)
+    again = run_calculation(nc, spec, tmp_path)
+    assert again.force_calls == r.force_calls and again.energy == r.energy
+
+
+@pytest.mark.parametrize("bad", [{"correction": 0.5}, {"ridge": -1}, {"trust": 2.0}, {"memroy": 3}])
+def test_accelerate_options_are_checked_when_the_spec_is_made(bad):
+    with pytest.raises(InputError, match="accelerate_options"):
+        CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", accelerate=POT,
+                 settings={"threads": 1, "accelerate_options": bad})
+    # CP2K's guided relaxations take the same options
+    assert CalcSpec(backend="cp2k", task="relax", accelerate=POT,
+                    settings={"accelerate_options": {"correction": 1}}).accelerate == "CHGNet-r2SCAN"
 
 
 def test_workflow_task_is_cached_and_gated(nc, tmp_path):
