@@ -86,11 +86,11 @@ def test_delta_corrected_guidance(nc, tmp_path):
     guides the inner relaxations; the result is still the target level's own, every guided target
     frame is stored with the MLIP's forces, the fit explains part of the force difference, and a
     rerun resumes from the stored frames without a target call."""
-    spec = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", fmax=0.05, max_steps=200, accelerate=POT,
+    spec = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", fmax=0.2, max_steps=200, accelerate=POT,
                     settings={"threads": 1, "accelerate_options": {"correction": 1}})
     r = run_calculation(nc, spec, tmp_path)
     acc = r.extra["accelerate"]
-    assert r.converged and r.extra["fmax_reached"] < 0.05
+    assert r.converged and r.extra["fmax_reached"] < 0.2
     sp = run_calculation(r.atoms, CalcSpec(backend="tblite", method="GFN1-xTB", settings={"threads": 1}))
     assert r.energy == pytest.approx(sp.energy, abs=1e-6)
     ck = json.loads((tmp_path / "accelerated.json").read_text())

@@ -11,7 +11,9 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
+from ase.optimize import BFGS
 
+from hetflow.calculators.accelerated import _Surrogate
 from hetflow.calculators.delta_pair import PairBasis, PairCorrection, PairFit, fit_pair_correction, pair_features
 
 
@@ -83,10 +85,6 @@ def test_lennard_jones_bond_length_mismatch_is_explained():
     lattice is against GFN1's).  One frame of a rattled Ar icosahedron fits a correction that removes
     ≥ 90 % of the RMS force difference on another frame, and relaxing MLIP + correction lands next
     to the target's own minimum (nearest-neighbour distance within 0.02 Å)."""
-    from ase.optimize import BFGS
-
-    from hetflow.calculators.accelerated import _Surrogate
-
     clus = Icosahedron("Ar", noshells=3)
     clus.rattle(0.05, seed=2)
     target, mlip = LennardJones(sigma=3.3, epsilon=0.0104, rc=7.0, smooth=True), LennardJones(sigma=3.45, epsilon=0.0104, rc=7.0, smooth=True)
