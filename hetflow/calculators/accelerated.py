@@ -26,7 +26,7 @@ H_M⁻¹ F_T(x_k): the error contracts by ‖I − H_M⁻¹ H_T‖ per target ca
 number of H_T itself; the L-BFGS pairs correct the directions in which the MLIP is too stiff or too
 soft.
 
-**The Δ-correction** (``correction = 1``; off by default, BENCHMARKS §14): the surface the inner relaxations walk is the
+**The Δ-correction** (``correction = 1``; off by default, BENCHMARKS §14b): the surface the inner relaxations walk is the
 MLIP plus a pair term per element pair fitted by ridge least squares to F_T − F_M on every target
 frame so far (:mod:`hetflow.calculators.delta_pair`; the MLIP is evaluated once more at each target
 frame).  It carries what the two levels disagree on most — bond lengths (GFN1's CsPbCl3 lattice is
@@ -61,13 +61,13 @@ from ase.constraints import FixAtoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators import mlip_models, registry
-from hetflow.calculators.accelerate_options import ACCEL_DEFAULTS, accelerate_options
+from hetflow.calculators.accelerate_options import accelerate_options
 from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
 from hetflow.calculators.delta_pair import PairCorrection, PairFit
 from hetflow.calculators.relax import freeze_mask, make_engine, max_force, read_checkpoint, relax
 from hetflow.errors import CalculatorError, InputError
 
-__all__ = ["ACCEL_DEFAULTS", "surrogate_spec", "relax_accelerated"]
+__all__ = ["surrogate_spec", "relax_accelerated"]
 
 log = logging.getLogger("hetflow.calculators.accelerated")
 
