@@ -6,9 +6,9 @@ fmax ≈ 0.1 eV/Å for hundreds of calls.  A machine-learned potential (MLIP) ha
 soft modes at a few hundredths of the cost.  This module runs **L-BFGS at the target level with
 the MLIP as its preconditioner**: where L-BFGS multiplies the gradient by a fixed initial inverse
 Hessian H0, here H0·q is the displacement that relaxes the MLIP surface tilted so that its force
-at x_k is −q (the surrogate S(y) = E_M(y) − (−q − F_M(x_k))·(y − x_k), relaxed with ASE's LBFGS on
-MLIP calls only) — the MLIP's own nonlinear inverse Hessian, which takes the soft modes in one
-step.  Each *macro step* k
+at x_k is −q (the surrogate S(y) = E_M(y) − (−q − F_M(x_k))·(y − x_k), relaxed by L-BFGS on
+MLIP calls only, :mod:`hetflow.calculators.inner_lbfgs`) — the MLIP's own nonlinear inverse
+Hessian, which takes the soft modes in one step.  Each *macro step* k
 
 1. evaluates the target level at x_k: E_T, F_T (one target force call);
 2. runs the L-BFGS two-loop recursion over the last ``memory`` target-level pairs (s, y) with that
@@ -18,8 +18,11 @@ step.  Each *macro step* k
    the step is **accepted** when the target energy fell, else **refused** (the memory is cleared);
    r halves when the energy change was less than a quarter of the quadratic model's along the step
    (its minimum at the uncapped step) and doubles when a capped step got more than three quarters;
-4. after ``max_refused`` refused steps in a row (the two surfaces disagree at the scale left) the
-   target level **finishes** alone with ``spec.optimizer`` (``<workdir>/finish``), within the budget.
+4. after ``max_refused`` refused steps in a row (the two surfaces disagree at the scale left), or
+   once the last ``handover_window`` target calls together released less than ``handover`` (a
+   fraction) of the energy released since the start (the guided steps stopped paying for their
+   larger SCF and potential cost), the target level **finishes** alone with ``spec.optimizer``
+   (``<workdir>/finish``), within the budget.
 
 Near the minimum a memory-less step is a Newton step with the MLIP's Hessian, x_{k+1} − x_k =
 H_M⁻¹ F_T(x_k): the error contracts by ‖I − H_M⁻¹ H_T‖ per target call, whatever the condition
@@ -56,42 +59,19 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
-from ase.constraints import FixAtoms
 
 from hetflow.atomic import write_atomic
 from hetflow.calculators import mlip_models, registry
 from hetflow.calculators.accelerate_options import accelerate_options
 from hetflow.calculators.base import CalcResult, CalcSpec, structure_fingerprint
 from hetflow.calculators.delta_pair import PairCorrection, PairFit
+from hetflow.calculators.inner_lbfgs import InnerLBFGS
 from hetflow.calculators.relax import freeze_mask, make_engine, max_force, read_checkpoint, relax
 from hetflow.errors import CalculatorError, InputError
 
 __all__ = ["surrogate_spec", "relax_accelerated"]
 
 log = logging.getLogger("hetflow.calculators.accelerated")
-
-class _Surrogate(Calculator):
-    """MLIP energy and forces, plus the fitted pair correction ``corr`` (None: none), plus a
-    constant force ``df`` anchored at ``x0``: E_S(y) = E_M(y) + E_Δ(y) − df·(y − x0),
-    F_S(y) = F_M(y) + F_Δ(y) + df."""
-
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, engine: Any, x0: np.ndarray, df: np.ndarray, corr: PairCorrection | None = None) -> None:
-        super().__init__()
-        self.engine, self.x0, self.df, self.corr = engine, x0, df, corr
-        self.calls = 0
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):  # noqa: D401
-        super().calculate(atoms, properties, system_changes)
-        r = self.engine.compute(self.atoms)
-        self.calls += 1
-        ec, fc = self.corr.energy_forces(self.atoms) if self.corr is not None else (0.0, 0.0)
-        d = self.atoms.positions - self.x0
-        self.results = {"energy": float(r.energy + ec - (self.df * d).sum()),
-                        "forces": np.asarray(r.forces) + fc + self.df}
-
 
 class _SinglePoints:
     """The target level of a backend that relaxes natively (CP2K) as an engine: one single point per
@@ -136,8 +116,6 @@ def _finish(atoms: Atoms, x: np.ndarray, spec: CalcSpec, backend: Any, workdir: 
 def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None = None) -> CalcResult:
     """Relax ``atoms`` at ``spec``'s level, guided by the MLIP ``spec.accelerate`` (module doc), in
     this process (:func:`hetflow.calculators.run_calculation` launches it where the target runs)."""
-    from ase.optimize import LBFGS
-
     backend = registry.backend(spec.backend)
     if spec.settings_dict.get("cell_filter"):
         raise InputError("accelerate relaxes the ions only; drop the cell filter or accelerate")
@@ -211,28 +189,31 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
         fm = observe(x, f)
         trust = opt["trust"]
     history: list[dict[str, float]] = list(st.get("history", [])) if st else []
+    e_start = float(st.get("e_start", e)) if st else e  # the target energy before the first step
 
     pairs: list[tuple[np.ndarray, np.ndarray]] = ([(np.asarray(p, float), np.asarray(q, float))
                                                    for p, q in st.get("pairs", [])] if st else [])
 
+    inner = InnerLBFGS(memory=100, maxstep=0.2, scaled=bool(opt["inner_scaled"]))
+
     def h0(q: np.ndarray, fm: np.ndarray, corr: PairCorrection | None, reach: float) -> np.ndarray:
         """H0·q: the displacement that relaxes the (corrected) MLIP surface whose force at x is −q
-        (at most ``reach`` Å for any atom), negated — the surrogate's inverse Hessian applied to q."""
+        (at most ``reach`` Å for any atom), negated — the surrogate's inverse Hessian applied to q.
+        The surface: F_S(y) = F_M(y) + F_Δ(y) + df with the constant df = −q − F_M(x) − F_Δ(x)."""
         s = work.copy()
+
+        def forces(y: np.ndarray) -> np.ndarray:
+            s.positions = y
+            fc = corr.energy_forces(s)[1] if corr is not None else 0.0
+            return np.asarray(mlip.compute(s).forces, float) + fc + df
+
         s.positions = x
-        if mask.any():
-            s.set_constraint(FixAtoms(mask=mask))
-        fc = corr.energy_forces(s)[1] if corr is not None else 0.0
-        sur = _Surrogate(mlip, x.copy(), np.where(free[:, None], -q - fm - fc, 0.0), corr)
-        s.calc = sur
+        fc0 = corr.energy_forces(s)[1] if corr is not None else 0.0
+        df = np.where(free[:, None], -q - fm - fc0, 0.0)
         t = time.perf_counter()
-        inside = x.copy()
-        inner = LBFGS(s, logfile=None, maxstep=min(0.2, reach))
-        for _ in inner.irun(fmax=opt["inner_fmax_ratio"] * spec.fmax, steps=int(opt["inner_steps"])):
-            if np.sqrt(((s.positions - x) ** 2).sum(axis=1)).max() > reach:
-                break
-            inside = s.positions.copy()
-        counts["mlip_calls"] += sur.calls
+        inside, n = inner.minimise(forces, x, free, opt["inner_fmax_ratio"] * spec.fmax, int(opt["inner_steps"]),
+                                  reach, f0=-q)
+        counts["mlip_calls"] += n
         counts["mlip_s"] += time.perf_counter() - t
         return -(inside - x)
 
@@ -254,14 +235,24 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
         if ck is None:
             return
         write_atomic(ck, json.dumps({"start_fingerprint": fp, "positions": x.tolist(), "energy": e,
-                                     "forces": f.tolist(), "trust": trust, "counts": counts, "history": history,
+                                     "forces": f.tolist(), "trust": trust, "counts": counts, "e_start": e_start,
+                                     "history": history,
                                      "pairs": [[p.tolist(), q.tolist()] for p, q in pairs], "frames": frames,
                                      "fmax": fmax_of(f),
                                      "method": spec.method, "accelerate": spec.accelerate}), fsync=False)
 
     save()
+    def stalled() -> bool:
+        """The last ``handover_window`` macro steps released less than ``handover`` × the energy
+        released since the start (the current point's energy is the history's ``current``)."""
+        k = int(opt["handover_window"])
+        cur = [h["current"] for h in history if "current" in h]
+        if opt["handover"] <= 0 or len(cur) <= k:
+            return False
+        return cur[-1 - k] - cur[-1] < opt["handover"] * (e_start - cur[-1])
+
     while (fmax_of(f) >= spec.fmax and counts["target_calls"] < spec.max_steps
-           and counts.get("refused_in_row", 0) < int(opt["max_refused"])):
+           and counts.get("refused_in_row", 0) < int(opt["max_refused"]) and not stalled()):
         if fm is None:
             fm = mlip_at(x)
         corr = fit.solve() if fit is not None else None
@@ -307,9 +298,14 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
             pairs.clear()
             counts["refused"] += 1
             counts["refused_in_row"] = counts.get("refused_in_row", 0) + 1
-        save()  # max_refused refused steps in a row end the loop: the target level finishes alone
+        history[-1]["current"] = e
+        save()  # refused steps in a row or stalled progress end the loop: the target level finishes alone
 
-    if fmax_of(f) >= spec.fmax and counts["target_calls"] < spec.max_steps:
+    # why the guided phase ended: converged, the call budget, refused steps, or stalled progress
+    ended = ("converged" if fmax_of(f) < spec.fmax else "budget" if counts["target_calls"] >= spec.max_steps
+             else "refused" if counts.get("refused_in_row", 0) >= int(opt["max_refused"]) else "stalled")
+    if ended in ("refused", "stalled"):
+        log.info("accelerated: the target level finishes alone after %d target calls (%s)", counts["target_calls"], ended)
         finish = _finish(atoms, x, spec, backend, workdir, spec.max_steps - counts["target_calls"])
         counts["finish_calls"] = int(finish.force_calls or 0)
         counts["target_calls"] += counts["finish_calls"]
@@ -324,7 +320,8 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
     out.positions = x
     extra: dict[str, Any] = {"fmax_reached": fmax_reached, "force_calls": counts["target_calls"],
                              "optimizer": "accelerated", "accelerate": {"potential": surrogate_spec(spec).method,
-                                                                        **counts, "history": history}}
+                                                                        **counts, "guided_phase_ended": ended,
+                                                                        "history": history}}
     if workdir is not None:
         extra["checkpoint"] = str(ck)
     return CalcResult(energy=e, forces=f, atoms=out, converged=fmax_reached < spec.fmax, spec=spec,

@@ -103,7 +103,25 @@ def test_delta_corrected_guidance(nc, tmp_path):
     assert again.force_calls == r.force_calls and again.energy == r.energy
 
 
-@pytest.mark.parametrize("bad", [{"correction": 0.5}, {"ridge": -1}, {"trust": 2.0}, {"memroy": 3}])
+def test_stalled_guidance_hands_over_to_the_target_level(nc, tmp_path):
+    """``handover``: once the last ``handover_window`` target calls released less than that fraction
+    of the energy released so far, the target level finishes alone; the result is still its own."""
+    spec = CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", fmax=0.05, max_steps=200, accelerate=POT,
+                    settings={"threads": 1, "accelerate_options": {"handover": 0.5, "handover_window": 1}})
+    r = run_calculation(nc, spec, tmp_path)
+    acc = r.extra["accelerate"]
+    assert acc["guided_phase_ended"] == "stalled" and acc["finish_calls"] > 0
+    assert r.converged and r.force_calls == 1 + acc["macro_steps"] + acc["finish_calls"]
+    cur = [h["current"] for h in acc["history"]]
+    e0 = json.loads((tmp_path / "accelerated.json").read_text())["e_start"]
+    assert cur[-2] - cur[-1] < 0.5 * (e0 - cur[-1])  # the rule that ended it
+    assert all(a - b >= 0.5 * (e0 - b) for a, b in zip(cur[:-2], cur[1:-1]))  # and not before
+    sp = run_calculation(r.atoms, CalcSpec(backend="tblite", method="GFN1-xTB", settings={"threads": 1}))
+    assert r.energy == pytest.approx(sp.energy, abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [{"correction": 0.5}, {"ridge": -1}, {"trust": 2.0}, {"memroy": 3},
+                                 {"inner_scaled": 0.5}, {"handover": 1.5}, {"handover_window": 0}])
 def test_accelerate_options_are_checked_when_the_spec_is_made(bad):
     with pytest.raises(InputError, match="accelerate_options"):
         CalcSpec(backend="tblite", method="GFN1-xTB", task="relax", accelerate=POT,
