@@ -242,6 +242,7 @@ def relax_accelerated(atoms: Atoms, spec: CalcSpec, workdir: str | Path | None =
                                      "method": spec.method, "accelerate": spec.accelerate}), fsync=False)
 
     save()
+
     def stalled() -> bool:
         """The last ``handover_window`` macro steps released less than ``handover`` × the energy
         released since the start (the current point's energy is the history's ``current``)."""
