@@ -64,13 +64,14 @@ class InnerLBFGS:
         x = np.array(x0, float)
         f = (forces(x) if f0 is None else np.asarray(f0, float)) * mask
         calls = int(f0 is None)
+        cap = min(self.maxstep, reach)  # a reach below maxstep still allows steps inside it
         for _ in range(int(steps)):
             if np.sqrt((f ** 2).sum(axis=1)).max() < fmax:
                 break
             d = self._direction(-f, pairs) * mask
             longest = float(np.sqrt((d ** 2).sum(axis=1)).max())
-            if longest > self.maxstep:
-                d *= self.maxstep / longest
+            if longest > cap:
+                d *= cap / longest
             x_new = x + d
             f_new = forces(x_new) * mask
             calls += 1
