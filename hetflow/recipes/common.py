@@ -43,15 +43,19 @@ __all__ = [
 ]
 
 def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = False, want_mo: bool = False,
-              max_steps: int | None = None, **settings: Any) -> CalcSpec:
-    """The CalcSpec of a recipe calculation at ``opts.level`` (pre-relaxer on relaxations only)."""
+              max_steps: int | None = None, warm: bool = False, **settings: Any) -> CalcSpec:
+    """The CalcSpec of a recipe calculation at ``opts.level`` (pre-relaxer on relaxations only).
+
+    ``warm``: the relaxation starts from a relaxed parent's geometry; ``opts.accelerate`` guides it
+    only with ``opts.accelerate_warm`` (near its minimum the target level alone is faster,
+    BENCHMARKS.md §14d)."""
     steps = opts.relax_steps if max_steps is None else max_steps
     pre = opts.prerelax if task == "relax" else None
+    guided = task == "relax" and not settings.get("cell_filter") and (opts.accelerate_warm or not warm)
     if opts.level == "xtb":
         return CalcSpec(backend="tblite", method=opts.method, task=task, periodic=periodic, want_mo=want_mo,
                         fmax=opts.relax_fmax, max_steps=steps, optimizer=opts.optimizer, settings=settings,
-                        prerelax=pre, accelerate=opts.accelerate if task == "relax" and not settings.get("cell_filter")
-                        else None)
+                        prerelax=pre, accelerate=opts.accelerate if guided else None)
     if opts.level == "mlip":
         m = mlip_models.model(opts.mlip)
         return CalcSpec(backend=m.backend, method=m.name, task=task, periodic=periodic, fmax=opts.relax_fmax, max_steps=steps,

@@ -77,8 +77,11 @@ class RecipeOptions:
     max_steps: safety net on the optimiser steps of one relaxation (None: :data:`MAX_STEPS`); a
         relaxation that reaches it is reported as not converged and its rows carry no number.
     optimizer: ASE optimiser of the xTB relaxations (FIRE, LBFGS, BFGS, PreconLBFGS, Sella).
-    accelerate: None or a machine-learned potential that guides every relaxation of level xtb
-        (:mod:`hetflow.calculators.accelerated`); energies stay the target level's own.
+    accelerate: None or a machine-learned potential that guides the relaxations of level xtb that
+        start from a built geometry (:mod:`hetflow.calculators.accelerated`); energies stay the
+        target level's own.
+    accelerate_warm: guide the warm-started relaxations (from a relaxed parent) too; off by default,
+        as near its minimum the target level alone is faster (BENCHMARKS.md §14d).
     prerelax: None or a machine-learned potential (chgnet, sevennet) that relaxes each structure
         first; the energy that enters a table is always the target level's own, at its own
         converged geometry.
@@ -108,9 +111,12 @@ class RecipeOptions:
     optimizer: str = option("FIRE", "ASE optimiser of the relaxations.", choices=OPTIMIZERS)
     prerelax: str | None = option(None, "Relax every structure with this potential first; the table's energies "
                                   "stay the target level's own.", choices=PRERELAX)
-    accelerate: str | None = option(None, "Guide every relaxation of --level xtb with this potential (force-corrected "
-                                    "to the target level, which checks each step); the table's energies stay the target "
-                                    "level's own.", choices=MLIPS, case_sensitive=False)
+    accelerate: str | None = option(None, "Guide the relaxations of --level xtb that start from a built geometry with "
+                                    "this potential (force-corrected to the target level, which checks each step); the "
+                                    "table's energies stay the target level's own.", choices=MLIPS, case_sensitive=False)
+    accelerate_warm: bool = option(False, "With --accelerate: guide the warm-started relaxations too (each exchanged "
+                                   "configuration from its parent's relaxed geometry). Default: only the relaxations "
+                                   "from a built geometry are guided; near its minimum the target level alone is faster.")
     mlip: str = option(mlip_models.DEFAULT_MLIP, "Potential of --level mlip (weights inside the wheels, no "
                        "network): chgnet-r2scan = CHGNet's r²SCAN model (the default, closest to Tables S1–S2), chgnet = "
                        "CHGNet-0.3.0, sevennet = 7net-0; 7net-mf-0 uses its PBE head.",
@@ -136,6 +142,8 @@ class RecipeOptions:
                                     "CP2K relaxes natively; use --prerelax)"))
             if self.prerelax is not None:
                 raise InputError("--accelerate and --prerelax exclude each other")
+        elif self.accelerate_warm:
+            raise InputError("--accelerate-warm needs --accelerate NAME (the potential that guides)")
         self.outdir = Path(self.outdir)
 
     @property

@@ -13,6 +13,7 @@ from hetflow.analysis.energetics import markdown_table
 from hetflow.analysis.plotting import PlotMeta
 from hetflow.analysis.projections import band_edges, domain_fractions
 from hetflow.analysis.published import TABLE_S2, s1_series
+from hetflow.calculators import mlip_models
 from hetflow.calculators import registry as backends
 from hetflow.recipes.exchange_scan import PAPER_NORMALISATION
 from hetflow.recipes.rows import display_rows
@@ -57,10 +58,13 @@ def plot_meta(result, note: str = ""):
     line, the level of theory of its calculations, which of them did not converge."""
     specs = [getattr(r, "spec", None) for r in result.results.values()]
     levels = sorted({f"{s.method} ({backends.backend(s.backend).label})" for s in specs if s is not None})
+    guides = sorted({mlip_models.model(s.accelerate).name for s in specs if getattr(s, "accelerate", None)})
     bad = list(result.extra.get("unconverged") or [])
+    note = note or str(result.extra.get("plot_note", ""))
+    if guides:
+        note = "; ".join(x for x in (note, f"relaxations guided by {', '.join(guides)}, energies the target level's own") if x)
     return PlotMeta(model=str(result.extra.get("model", "")), level=", ".join(levels),
-                    converged=None if "unconverged" not in result.extra else not bad, unconverged=bad,
-                    note=note or str(result.extra.get("plot_note", "")))
+                    converged=None if "unconverged" not in result.extra else not bad, unconverged=bad, note=note)
 
 
 def _ok(results, *names) -> bool | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from hetflow.analysis.energetics import markdown_table
+from hetflow.calculators import mlip_models
 from hetflow.errors import InputError
 from hetflow.recipes.bulk import run_bulk_table
 from hetflow.recipes.common import RecipeOptions
@@ -116,6 +117,10 @@ def _notes(r: ScanResult, opts: RecipeOptions) -> list[str]:
     mode = (f"quick: smaller faithful model, every relaxation converged to fmax {opts.relax_fmax} eV/Å"
             if opts.quick else f"full: every relaxation converged to fmax {opts.relax_fmax} eV/Å")
     pre = f"; pre-relaxed with {opts.prerelax} (energies are the target level's own)" if opts.prerelax else ""
+    if opts.accelerate:
+        which = "every relaxation" if opts.accelerate_warm else "the relaxations from built geometries"
+        pre += (f"; {which} guided by {mlip_models.model(opts.accelerate).name} and finished by "
+                f"{opts.optimizer} at the target level (energies and geometries are the target level's own)")
     notes = [f"hetflow level: {level_name(opts)}; {mode}; {opts.optimizer}, warm-started from each parent{pre}",
              f"model: {r.extra.get('model', '')}",
              f"reference: {r.extra.get('reference', '')}",

@@ -36,7 +36,7 @@ def config_task(wf: Workflow, cfg: Atoms, opts: RecipeOptions, parent_task: str)
     """A configuration, relaxed from its parent's relaxed geometry (warm start, every mode; with
     ``opts.warm_start=False`` from the relaxed pristine model)."""
     start = parent_task if opts.warm_start else "pristine"
-    return wf.add_calc(cfg.info["name"], cfg, make_spec(opts, "relax"), start_from=start)
+    return wf.add_calc(cfg.info["name"], cfg, make_spec(opts, "relax", warm=True), start_from=start)
 
 
 def chain(wf: Workflow, configs: list[Atoms], opts: RecipeOptions, first_parent: str = "pristine") -> list[str]:
@@ -63,7 +63,8 @@ def strain_references(wf: Workflow, hs: Atoms, model: ScanModel, opts: RecipeOpt
         sites = tuple(int(i) for i in exchanged_reference_sites(cfg, nc))
         if sites not in by_sites:
             ref = matching_reference_nc(cfg, nc)
-            by_sites[sites] = wf.add_calc(ref.info["name"], ref, make_spec(opts, "relax"), start_from="nc-reference")
+            by_sites[sites] = wf.add_calc(ref.info["name"], ref, make_spec(opts, "relax", warm=True),
+                                          start_from="nc-reference")
         out[cfg.info["name"]] = by_sites[sites]
     return out
 

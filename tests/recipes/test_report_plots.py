@@ -70,3 +70,15 @@ def test_s2_level_models_side_by_side(tmp_path, monkeypatch):
     paths = plot_result(r, tmp_path)
     assert [p.name for p in paths] == ["s2.png", "s2-levels.png"]
     assert seen["panels"] == [("pristine", True), ("partially exchanged (model d)", True), ("fully exchanged", False)]
+
+
+def test_guided_relaxations_are_named_in_the_caption():
+    """A table whose relaxations a potential guided says so (the level stays the target's)."""
+    guided = SimpleNamespace(converged=True, spec=CalcSpec(backend="tblite", method="GFN1-xTB", task="relax",
+                                                            accelerate="chgnet-r2scan"), mo=None, atoms=None, name="")
+    r = ScanResult("s1", rows=[], checks={}, results={"pristine": guided, "ref": _res()},
+                   extra={"model": "m", "unconverged": []})
+    meta = plot_meta(r)
+    assert meta.level == "GFN1-xTB (tblite)" and meta.converged is True
+    assert "relaxations guided by CHGNet-r2SCAN, energies the target level's own" in meta.caption()
+    assert "guided" not in plot_meta(ScanResult("s1", rows=[], checks={}, results={"p": _res()}, extra={})).caption()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hetflow.errors import InputError
 from hetflow.analysis.units import from_ev
 from hetflow.structures.interface import choose_registry
 from hetflow.recipes.common import RecipeOptions
@@ -246,3 +247,27 @@ def test_pbe_level_builds_the_paper_cp2k_inputs(tmp_path):
     text = Path(inp).read_text().upper()
     for needle in ("PBE", "DZVP-MOLOPT-SR-GTH", "GTH-PBE", "400", "PERIODIC NONE", "GEO_OPT"):
         assert needle in text, needle
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_accelerate_guides_the_cold_relaxations_and_warm_ones_on_request(tmp_path, warm):
+    """--accelerate guides the relaxations from built geometries (pristine, standalone NC, PbX2
+    molecules); the warm-started chains and strain references relax at the target level alone
+    unless --accelerate-warm; single points are never guided."""
+    from hetflow.recipes.exchange_scan import s1_workflow
+
+    opts = RecipeOptions(quick=True, outdir=tmp_path, progress=False, accelerate="chgnet-r2scan", accelerate_warm=warm)
+    wf, hs, series = s1_workflow(small_model(), opts)
+    cold = ["pristine", "nc-reference", "ref-PbCl2-molecule", "ref-PbI2-molecule"]
+    warm_tasks = series["interface"] + series["bottom"] + list(set(wf.graph.graph["strain_references"].values())
+                                                              - {"nc-reference"})
+    assert len(warm_tasks) == 12
+    assert all(wf.task(n).spec.accelerate == "CHGNet-r2SCAN" for n in cold)
+    assert all(wf.task(n).spec.accelerate == ("CHGNet-r2SCAN" if warm else None) for n in warm_tasks)
+    assert all(wf.task(n).start_from for n in warm_tasks) and not any(wf.task(n).start_from for n in cold)
+    assert wf.task("pristine-mo").spec.accelerate is None
+
+
+def test_accelerate_warm_needs_accelerate(tmp_path):
+    with pytest.raises(InputError, match="--accelerate-warm needs --accelerate NAME"):
+        RecipeOptions(quick=True, outdir=tmp_path, accelerate_warm=True)
