@@ -7,9 +7,10 @@
   points with MO data on the **built, unrelaxed** geometries (the caption says so).
 
 The S1 plot of the README (``s1-quick-mlip.png``) is the ``s1.png`` that
-``hetflow reproduce s1 --quick --level mlip`` writes, copied unchanged; ``s1-quick-gfn1-guided.png``
-the one of ``hetflow reproduce s1 --quick --level xtb --accelerate chgnet-r2scan`` (82 min on 2 cores),
-copied unchanged (its ``s1.md``/``s1.csv`` are in ``bench/results/quick_gfn1_guided/``).
+``hetflow reproduce s1 --quick --level mlip`` writes, copied unchanged; ``s1-quick-gfn1.png`` the one of
+``hetflow reproduce s1 --quick --level xtb --accelerate chgnet-r2scan`` (≈ 57 min on 2 cores; its
+``s1.md``/``s1.csv`` in ``bench/results/quick_gfn1_default/``) and ``s1-quick-gfn1-guided.png`` the
+same with ``--accelerate-warm`` (81.5 min; ``bench/results/quick_gfn1_guided/``), copied unchanged.
 """
 
 from __future__ import annotations
