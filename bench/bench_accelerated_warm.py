@@ -55,15 +55,15 @@ def stored(db_path: str) -> dict:
 
 
 def warm_start(table: dict, name: str):
-    """The configuration's own atoms on its parent's end geometry (as the workflow's ``start_from``)."""
+    """The configuration's own atoms on its parent's end geometry, as the workflow builds it
+    (:meth:`hetflow.workflows._tasks.CalcTask.start_atoms`; the spec plays no part there)."""
+    from hetflow.workflows._tasks import CalcTask
+
     if name not in table or PARENTS[name] not in table:
         raise SystemExit(f"{name!r} or its parent {PARENTS[name]!r} is not in the table's results")
-    atoms = table[name]["atoms"].copy()
-    parent = table[PARENTS[name]]["atoms"]
-    atoms.positions = parent.positions
-    atoms.cell = parent.cell
-    atoms.calc = None
-    return atoms
+    own = table[name]["atoms"].copy()
+    own.calc = None
+    return CalcTask(name, own, None, start_from=PARENTS[name]).start_atoms(table[PARENTS[name]]["atoms"])
 
 
 def main(argv=None) -> int:

@@ -51,8 +51,8 @@ def make_spec(opts: RecipeOptions, task: str = "single_point", periodic: bool = 
     BENCHMARKS.md §14d)."""
     steps = opts.relax_steps if max_steps is None else max_steps
     pre = opts.prerelax if task == "relax" else None
-    guided = task == "relax" and not settings.get("cell_filter") and (opts.accelerate_warm or not warm)
     if opts.level == "xtb":
+        guided = task == "relax" and not settings.get("cell_filter") and (opts.accelerate_warm or not warm)
         return CalcSpec(backend="tblite", method=opts.method, task=task, periodic=periodic, want_mo=want_mo,
                         fmax=opts.relax_fmax, max_steps=steps, optimizer=opts.optimizer, settings=settings,
                         prerelax=pre, accelerate=opts.accelerate if guided else None)
